@@ -1,0 +1,16 @@
+//! Migrations of the metadata store; run at start and by `sluice migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_users_tokens_connections;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(
+            m20261125_000001_users_tokens_connections::Migration,
+        )]
+    }
+}

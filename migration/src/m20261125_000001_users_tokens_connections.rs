@@ -1,0 +1,188 @@
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Users {
+    Table,
+    Id,
+    Username,
+    PasswordHash,
+    Admin,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum ApiTokens {
+    Table,
+    Id,
+    UserId,
+    Name,
+    TokenHash,
+    Prefix,
+    CreatedAt,
+    ExpiresAt,
+    LastUsedAt,
+}
+
+#[derive(DeriveIden)]
+enum Connections {
+    Table,
+    Id,
+    Name,
+    Kind,
+    Host,
+    Port,
+    Database,
+    Username,
+    PasswordEncrypted,
+    Path,
+    Options,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Users::Table)
+                    .col(
+                        ColumnDef::new(Users::Id)
+                            .integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Users::Username)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(ColumnDef::new(Users::PasswordHash).string().not_null())
+                    .col(ColumnDef::new(Users::Admin).boolean().not_null())
+                    .col(
+                        ColumnDef::new(Users::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Users::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ApiTokens::Table)
+                    .col(
+                        ColumnDef::new(ApiTokens::Id)
+                            .integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(ApiTokens::UserId).integer().not_null())
+                    .col(ColumnDef::new(ApiTokens::Name).string().not_null())
+                    .col(
+                        ColumnDef::new(ApiTokens::TokenHash)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(ColumnDef::new(ApiTokens::Prefix).string().not_null())
+                    .col(
+                        ColumnDef::new(ApiTokens::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ApiTokens::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(ApiTokens::LastUsedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_api_tokens_user")
+                            .from(ApiTokens::Table, ApiTokens::UserId)
+                            .to(Users::Table, Users::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_api_tokens_user_id")
+                    .table(ApiTokens::Table)
+                    .col(ApiTokens::UserId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Connections::Table)
+                    .col(
+                        ColumnDef::new(Connections::Id)
+                            .integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Connections::Name)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(ColumnDef::new(Connections::Kind).string().not_null())
+                    .col(ColumnDef::new(Connections::Host).string().null())
+                    .col(ColumnDef::new(Connections::Port).integer().null())
+                    .col(ColumnDef::new(Connections::Database).string().null())
+                    .col(ColumnDef::new(Connections::Username).string().null())
+                    .col(ColumnDef::new(Connections::PasswordEncrypted).text().null())
+                    .col(ColumnDef::new(Connections::Path).text().null())
+                    .col(ColumnDef::new(Connections::Options).json().not_null())
+                    .col(
+                        ColumnDef::new(Connections::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Connections::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Connections::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(ApiTokens::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Users::Table).to_owned())
+            .await
+    }
+}

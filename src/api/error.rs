@@ -1,0 +1,225 @@
+//! The API's error body and its one table of stable error codes.
+//!
+//! Every error response is `{"title", "status", "code", "detail"}` (+ `"field"` for validation,
+//! + `"correlationId"` for 500s). Codes are stable: clients may match on them.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+macro_rules! error_codes {
+    ($( $variant:ident => ($status:ident, $code:literal, $title:literal), )*) => {
+        /// Every error code the API can answer with, each with its HTTP status.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode { $( $variant, )* }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            pub fn status(self) -> StatusCode {
+                match self { $( ErrorCode::$variant => StatusCode::$status, )* }
+            }
+            /// The stable machine-readable code.
+            pub fn code(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $code, )* }
+            }
+            pub fn title(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $title, )* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // 400: the request itself is wrong.
+    MalformedJson => (BAD_REQUEST, "malformed_json", "Malformed JSON"),
+    InvalidBody => (BAD_REQUEST, "invalid_body", "Invalid request body"),
+    ValidationFailed => (BAD_REQUEST, "validation_failed", "Validation failed"),
+    InvalidQueryParameter => (BAD_REQUEST, "invalid_query_parameter", "Invalid query parameter"),
+    InvalidPathParameter => (BAD_REQUEST, "invalid_path_parameter", "Invalid path parameter"),
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type"),
+    // 401 / 403
+    AuthenticationRequired => (UNAUTHORIZED, "authentication_required", "Authentication required"),
+    InvalidCredentials => (UNAUTHORIZED, "invalid_credentials", "Invalid credentials"),
+    AdminRequired => (FORBIDDEN, "admin_required", "Admin required"),
+    // 404
+    RouteNotFound => (NOT_FOUND, "route_not_found", "Not found"),
+    UserNotFound => (NOT_FOUND, "user_not_found", "Not found"),
+    TokenNotFound => (NOT_FOUND, "token_not_found", "Not found"),
+    ConnectionNotFound => (NOT_FOUND, "connection_not_found", "Not found"),
+    // 405
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+    // 409
+    UsernameTaken => (CONFLICT, "username_taken", "Conflict"),
+    ConnectionNameTaken => (CONFLICT, "connection_name_taken", "Conflict"),
+    LastAdmin => (CONFLICT, "last_admin", "Conflict"),
+    // 413
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
+    // 5xx
+    ConnectionFailed => (BAD_GATEWAY, "connection_failed", "Connection failed"),
+    InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "Internal server error"),
+    ServiceUnavailable => (SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable"),
+}
+
+/// The error body of every failed request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    #[schema(example = "Not found")]
+    pub title: &'static str,
+    #[schema(example = 404)]
+    pub status: u16,
+    #[schema(example = "connection_not_found")]
+    pub code: &'static str,
+    #[schema(example = "connection 42 does not exist")]
+    pub detail: String,
+    /// The request field that failed validation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For 500s: the id under which the cause was logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+}
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub detail: String,
+    pub field: Option<String>,
+    pub correlation_id: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            field: None,
+            correlation_id: None,
+        }
+    }
+
+    /// A 400 `validation_failed` naming the field.
+    pub fn validation(field: &str, detail: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.to_string()),
+            ..Self::new(ErrorCode::ValidationFailed, detail)
+        }
+    }
+
+    /// A 500: the cause is logged under a fresh correlation id that the body repeats.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let id = uuid::Uuid::new_v4().to_string();
+        tracing::error!(correlation_id = %id, error = %cause, "Request failed unexpectedly.");
+        Self {
+            correlation_id: Some(id.clone()),
+            ..Self::new(
+                ErrorCode::InternalError,
+                format!("an unexpected error occurred; it was logged under correlation id {id}"),
+            )
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            title: self.code.title(),
+            status: self.code.status().as_u16(),
+            code: self.code.code(),
+            detail: self.detail.clone(),
+            field: self.field.clone(),
+            correlation_id: self.correlation_id.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.code(), self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if self.code.status() == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="sluice""#));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        ApiError::internal(format!("metadata store: {e}"))
+    }
+}
+
+/// Errors of the JSON body extractor: syntax → `malformed_json`, shape → `invalid_body`,
+/// size → `payload_too_large`.
+pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::OverflowKnownLength { length, limit } => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is {length} bytes; the limit is {limit}"),
+        ),
+        E::Overflow { limit } => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than the limit of {limit} bytes"),
+        ),
+        E::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "the body must be JSON (Content-Type: application/json)",
+        ),
+        E::Deserialize(e) => {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Data => ApiError::new(ErrorCode::InvalidBody, e.to_string()),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    ApiError::new(ErrorCode::MalformedJson, e.to_string())
+                }
+            }
+        }
+        E::Payload(e) => match e {
+            actix_web::error::PayloadError::Overflow => ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "the body is larger than the limit",
+            ),
+            other => ApiError::new(ErrorCode::InvalidBody, other.to_string()),
+        },
+        other => ApiError::new(ErrorCode::InvalidBody, other.to_string()),
+    }
+}
+
+/// Errors of the query-string extractor.
+pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
+    ApiError::new(ErrorCode::InvalidQueryParameter, err.to_string())
+}
+
+/// Errors of the path extractor (e.g. `/users/abc`).
+pub fn path_error(err: actix_web::error::PathError) -> ApiError {
+    ApiError::new(ErrorCode::InvalidPathParameter, err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_unique_and_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.code()), "duplicate code {}", code.code());
+            assert!(code
+                .code()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_'));
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The REST API: one module per resource, each with `configure`, and the shared conventions
+//! (errors, auth, paging, request spans).
+
+pub mod auth;
+pub mod connections;
+pub mod error;
+pub mod health;
+pub mod openapi;
+pub mod pagination;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Deserializer};
+
+use crate::secrets::MasterKey;
+use crate::settings::Settings;
+use crate::store::Store;
+use error::{ApiError, ErrorCode};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Store,
+    pub key: MasterKey,
+    pub settings: Arc<Settings>,
+    pub auth: auth::AuthCache,
+}
+
+pub type State = web::Data<AppState>;
+
+/// Register every route of the API under `/api/v1`, and the open service routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::configure)
+        .configure(openapi::configure)
+        .service(
+            web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(auth::require_auth))
+                .configure(users::configure)
+                .configure(tokens::configure)
+                .configure(connections::configure)
+                .configure(openapi::configure_document),
+        );
+}
+
+/// A resource whose unmatched methods get a JSON 405 rather than an empty body.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+/// The answer to any path that no route matches.
+pub async fn route_not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::new(
+        ErrorCode::RouteNotFound,
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+/// Run CPU-heavy work (argon2) off the HTTP worker.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(work).await.map_err(ApiError::internal)
+}
+
+/// For PATCH bodies: tells "absent" (`None`) from "null" (`Some(None)`).
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// 201 Created with a `Location` header and the created resource.
+pub fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .json(body)
+}
+
+/// Parse an id path segment; a non-number is a 400 with a stable code.
+pub fn parse_id(raw: &str) -> Result<i32, ApiError> {
+    raw.parse::<i32>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidPathParameter,
+            format!("{raw:?} is not a valid id (a positive integer)"),
+        )
+    })
+}

@@ -1,0 +1,98 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations, and the `/docs` page
+//! (Swagger UI, served from assets compiled into the binary).
+
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use super::{connections, error, health, tokens, users};
+use crate::engine;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sluice",
+        description = "Moves query results between databases. Every `/api/v1` route takes HTTP Basic credentials, `Authorization: Bearer <token>` or `X-API-Key: <token>`. Errors are `{title, status, code, detail}` with a stable `code`. Lists take `page`, `page_size` and `sort` and answer with `X-Total-Count` and `Link` headers."
+    ),
+    paths(
+        health::healthz, health::readyz,
+        users::create_user, users::list_users, users::me, users::update_me, users::get_user,
+        users::update_user, users::delete_user,
+        tokens::create_token, tokens::list_tokens, tokens::get_token, tokens::delete_token,
+        connections::create_connection, connections::list_connections,
+        connections::get_connection, connections::update_connection,
+        connections::delete_connection, connections::test_connection, connections::list_tables,
+    ),
+    components(schemas(
+        error::ErrorBody, health::Health,
+        users::UserView, users::CreateUser, users::UpdateUser, users::UpdateMe,
+        tokens::TokenView, tokens::CreatedToken, tokens::CreateToken,
+        connections::ConnectionView, connections::ConnectionInput, connections::ConnectionOptions,
+        engine::TestResult, engine::SchemaInfo, engine::TableInfo, engine::ColumnInfo,
+    )),
+    modifiers(&Security),
+    security(("basic" = []), ("bearer" = []), ("apiKey" = [])),
+    tags(
+        (name = "users", description = "Accounts (admin only, but /users/me)"),
+        (name = "tokens", description = "API tokens"),
+        (name = "connections", description = "Databases to read from and write to"),
+        (name = "service", description = "Health and readiness (no credentials)"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// The document, generated once.
+pub fn document() -> &'static serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc =
+            serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+        // The service routes take no credentials.
+        for path in ["/healthz", "/readyz"] {
+            if let Some(get) = doc.pointer_mut(&format!("/paths/{}/get", path.replace('/', "~1"))) {
+                get["security"] = serde_json::json!([]);
+            }
+        }
+        doc
+    })
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+/// `/api/v1/openapi.json` (registered inside the `/api/v1` scope).
+pub fn configure_document(cfg: &mut web::ServiceConfig) {
+    cfg.service(super::resource("/openapi.json").route(web::get().to(openapi_json)));
+}
+
+/// `/docs`: Swagger UI reading `/api/v1/openapi.json`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/docs").route(web::get().to(|| async {
+        HttpResponse::PermanentRedirect()
+            .insert_header(("Location", "/docs/"))
+            .finish()
+    })))
+    .service(SwaggerUi::new("/docs/{_:.*}").config(Config::from("/api/v1/openapi.json")));
+}

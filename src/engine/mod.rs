@@ -1,0 +1,279 @@
+//! The data plane: connecting to users' databases and moving rows. No HTTP and no sea-orm here.
+
+pub mod mysql;
+pub mod postgres;
+pub mod sqlite;
+pub mod tls;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The kinds of database Sluice talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Postgres,
+    MySql,
+    MariaDb,
+    Sqlite,
+}
+
+impl DbKind {
+    /// Parse a connection type; SQLpipe's and common spellings are accepted.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "postgresql" | "postgres" | "pg" => Some(Self::Postgres),
+            "mysql" => Some(Self::MySql),
+            "mariadb" => Some(Self::MariaDb),
+            "sqlite" | "sqlite3" => Some(Self::Sqlite),
+            _ => None,
+        }
+    }
+
+    /// The canonical name, as stored and answered.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgresql",
+            Self::MySql => "mysql",
+            Self::MariaDb => "mariadb",
+            Self::Sqlite => "sqlite",
+        }
+    }
+
+    pub fn is_server(self) -> bool {
+        self != Self::Sqlite
+    }
+}
+
+/// TLS to the database server (libpq's words; the same for MySQL/MariaDB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Plain connection.
+    Disable,
+    /// TLS when the server offers it, without certificate checks; else plain.
+    #[default]
+    Prefer,
+    /// TLS or fail; the certificate is not checked.
+    Require,
+    /// TLS; the certificate chain is checked against the trusted roots, not the host name.
+    VerifyCa,
+    /// TLS; chain and host name are checked.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "disable" | "disabled" => Some(Self::Disable),
+            "prefer" | "preferred" => Some(Self::Prefer),
+            "require" | "required" => Some(Self::Require),
+            "verify-ca" | "verify_ca" => Some(Self::VerifyCa),
+            "verify-full" | "verify_full" | "verify_identity" => Some(Self::VerifyFull),
+            _ => None,
+        }
+    }
+
+    pub const WORDS: &'static str = "disable, prefer, require, verify-ca, verify-full";
+}
+
+/// Everything needed to open a connection to a user's database.
+#[derive(Debug, Clone)]
+pub struct ConnectSpec {
+    pub kind: DbKind,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub username: String,
+    pub password: Option<SecretString>,
+    /// Database file (sqlite).
+    pub path: Option<PathBuf>,
+    pub ssl_mode: SslMode,
+    /// Extra trusted CA certificates (PEM) for `verify-ca` / `verify-full`.
+    pub ssl_root_cert: Option<PathBuf>,
+    pub connect_timeout: Duration,
+}
+
+/// Why a connection could not be opened, classified for the user.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    #[error("unknown host: {0}")]
+    HostNotFound(String),
+    #[error("connection refused: {0}")]
+    Refused(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("database not found: {0}")]
+    DatabaseNotFound(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ConnectError {
+    /// A stable word for the kind of failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Auth(_) => "auth_failed",
+            Self::HostNotFound(_) => "host_not_found",
+            Self::Refused(_) => "connection_refused",
+            Self::Timeout(_) => "timeout",
+            Self::Tls(_) => "tls_error",
+            Self::DatabaseNotFound(_) => "database_not_found",
+            Self::Other(_) => "connection_failed",
+        }
+    }
+
+    /// Classify an I/O error met while connecting.
+    pub fn from_io(e: &std::io::Error, target: &str) -> Self {
+        use std::io::ErrorKind;
+        let text = e.to_string();
+        match e.kind() {
+            ErrorKind::ConnectionRefused => Self::Refused(format!("{target}: {text}")),
+            ErrorKind::TimedOut => Self::Other(format!("{target}: {text}")),
+            _ if text.contains("lookup address")
+                || text.contains("Name or service not known")
+                || text.contains("nodename nor servname")
+                || text.contains("No address associated") =>
+            {
+                Self::HostNotFound(format!("{target}: {text}"))
+            }
+            _ => Self::Other(format!("{target}: {text}")),
+        }
+    }
+}
+
+/// The answer of a connection test.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResult {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    pub latency_ms: u64,
+    /// What failed (absent when `ok`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `auth_failed`, `host_not_found`, `connection_refused`, `timeout`, `tls_error`,
+    /// `database_not_found` or `connection_failed` (absent when `ok`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+/// A column of a table in a user's database.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnInfo {
+    pub name: String,
+    /// The column's type as the database names it, e.g. `numeric(10,2)`.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TableInfo {
+    pub name: String,
+    /// `table` or `view`.
+    pub kind: String,
+    pub columns: Vec<ColumnInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaInfo {
+    pub name: String,
+    pub tables: Vec<TableInfo>,
+}
+
+/// Connect, ask the server's version, and report how long it took. Never fails: a failure is
+/// an answer with `ok: false`.
+pub async fn test_connection(spec: &ConnectSpec) -> TestResult {
+    let started = Instant::now();
+    let outcome = with_timeout(spec.connect_timeout, async {
+        match spec.kind {
+            DbKind::Postgres => postgres::server_version(spec).await,
+            DbKind::MySql | DbKind::MariaDb => mysql::server_version(spec).await,
+            DbKind::Sqlite => sqlite::server_version(spec).await,
+        }
+    })
+    .await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(version) => TestResult {
+            ok: true,
+            server_version: Some(version),
+            latency_ms,
+            error: None,
+            error_code: None,
+        },
+        Err(e) => TestResult {
+            ok: false,
+            server_version: None,
+            latency_ms,
+            error: Some(e.to_string()),
+            error_code: Some(e.code().to_string()),
+        },
+    }
+}
+
+/// Schemas, tables and columns of a user's database, read live. `schema` narrows to one.
+pub async fn list_tables(
+    spec: &ConnectSpec,
+    schema: Option<&str>,
+) -> Result<Vec<SchemaInfo>, ConnectError> {
+    let timeout = spec.connect_timeout.max(Duration::from_secs(30));
+    with_timeout(timeout, async {
+        match spec.kind {
+            DbKind::Postgres => postgres::list_tables(spec, schema).await,
+            DbKind::MySql | DbKind::MariaDb => mysql::list_tables(spec, schema).await,
+            DbKind::Sqlite => sqlite::list_tables(spec, schema).await,
+        }
+    })
+    .await
+}
+
+async fn with_timeout<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T, ConnectError>>,
+) -> Result<T, ConnectError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnectError::Timeout(limit)),
+    }
+}
+
+/// Group `(schema, table, kind, column)` rows, already ordered, into the nested answer.
+pub(crate) fn group_columns(
+    rows: impl IntoIterator<Item = (String, String, String, ColumnInfo)>,
+) -> Vec<SchemaInfo> {
+    let mut schemas: Vec<SchemaInfo> = Vec::new();
+    for (schema, table, kind, column) in rows {
+        if schemas.last().map(|s| &s.name) != Some(&schema) {
+            schemas.push(SchemaInfo {
+                name: schema,
+                tables: Vec::new(),
+            });
+        }
+        let tables = &mut schemas.last_mut().expect("pushed above").tables;
+        if tables.last().map(|t| &t.name) != Some(&table) {
+            tables.push(TableInfo {
+                name: table,
+                kind,
+                columns: Vec::new(),
+            });
+        }
+        tables
+            .last_mut()
+            .expect("pushed above")
+            .columns
+            .push(column);
+    }
+    schemas
+}

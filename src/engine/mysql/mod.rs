@@ -1,0 +1,126 @@
+//! MySQL and MariaDB: connecting (with TLS per `sslMode`) and reading the catalog.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, DriverError, IoError, OptsBuilder, SslOpts};
+
+use super::{group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo, SslMode};
+
+fn options(spec: &ConnectSpec, ssl: Option<SslOpts>) -> OptsBuilder {
+    use secrecy::ExposeSecret;
+    OptsBuilder::default()
+        .ip_or_hostname(spec.host.clone())
+        .tcp_port(spec.port)
+        .user(Some(spec.username.clone()))
+        .pass(
+            spec.password
+                .as_ref()
+                .map(|p| p.expose_secret().to_string()),
+        )
+        .db_name(Some(spec.database.clone()))
+        // Keep to the host the user named (TLS and server-side cancel depend on it).
+        .prefer_socket(false)
+        .ssl_opts(ssl)
+}
+
+fn ssl_opts(spec: &ConnectSpec) -> Option<SslOpts> {
+    let roots = |opts: SslOpts| match &spec.ssl_root_cert {
+        Some(path) => opts.with_root_certs(vec![path.clone().into()]),
+        None => opts,
+    };
+    match spec.ssl_mode {
+        SslMode::Disable => None,
+        SslMode::Prefer | SslMode::Require => {
+            Some(SslOpts::default().with_danger_accept_invalid_certs(true))
+        }
+        SslMode::VerifyCa => Some(roots(
+            SslOpts::default().with_danger_skip_domain_validation(true),
+        )),
+        SslMode::VerifyFull => Some(roots(SslOpts::default())),
+    }
+}
+
+/// Open a connection. `prefer` falls back to a plain connection when the server has no TLS.
+pub async fn connect(spec: &ConnectSpec) -> Result<Conn, ConnectError> {
+    let target = format!("{}:{}", spec.host, spec.port);
+    match Conn::new(options(spec, ssl_opts(spec))).await {
+        Ok(conn) => Ok(conn),
+        Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer))
+            if spec.ssl_mode == SslMode::Prefer =>
+        {
+            Conn::new(options(spec, None))
+                .await
+                .map_err(|e| classify(&e, &target))
+        }
+        Err(e) => Err(classify(&e, &target)),
+    }
+}
+
+/// Sort a driver error into what the user can act on.
+pub fn classify(e: &mysql_async::Error, target: &str) -> ConnectError {
+    match e {
+        mysql_async::Error::Server(server) => match server.code {
+            1044 | 1045 | 1698 => ConnectError::Auth(server.message.clone()),
+            1049 => ConnectError::DatabaseNotFound(server.message.clone()),
+            _ => ConnectError::Other(server.message.clone()),
+        },
+        mysql_async::Error::Io(IoError::Io(io)) => ConnectError::from_io(io, target),
+        mysql_async::Error::Io(IoError::Tls(t)) => {
+            ConnectError::Tls(tls::explain(&super::postgres::error_chain(t)))
+        }
+        mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer) => ConnectError::Tls(
+            format!("{target} does not offer TLS; use sslMode \"disable\" or \"prefer\""),
+        ),
+        other => ConnectError::Other(super::postgres::error_chain(other)),
+    }
+}
+
+fn query_error(e: mysql_async::Error) -> ConnectError {
+    ConnectError::Other(super::postgres::error_chain(&e))
+}
+
+pub async fn server_version(spec: &ConnectSpec) -> Result<String, ConnectError> {
+    let mut conn = connect(spec).await?;
+    let version: Option<String> = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .map_err(query_error)?;
+    let _ = conn.disconnect().await;
+    Ok(version.unwrap_or_default())
+}
+
+pub async fn list_tables(
+    spec: &ConnectSpec,
+    schema: Option<&str>,
+) -> Result<Vec<SchemaInfo>, ConnectError> {
+    let mut conn = connect(spec).await?;
+    let rows: Vec<(String, String, String, String, String, String)> = conn
+        .exec(
+            "SELECT c.TABLE_SCHEMA, c.TABLE_NAME,
+                    IF(t.TABLE_TYPE = 'VIEW', 'view', 'table'),
+                    c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE
+             FROM information_schema.COLUMNS c
+             JOIN information_schema.TABLES t
+               ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
+             WHERE c.TABLE_SCHEMA NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')
+               AND (? IS NULL OR c.TABLE_SCHEMA = ?)
+             ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION",
+            (schema, schema),
+        )
+        .await
+        .map_err(query_error)?;
+    let _ = conn.disconnect().await;
+    Ok(group_columns(rows.into_iter().map(
+        |(schema, table, kind, name, data_type, nullable)| {
+            (
+                schema,
+                table,
+                kind,
+                ColumnInfo {
+                    name,
+                    data_type,
+                    nullable: nullable == "YES",
+                },
+            )
+        },
+    )))
+}

@@ -1,0 +1,154 @@
+//! PostgreSQL: connecting (with TLS per `sslMode`) and reading the catalog.
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::{group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo, SslMode};
+
+/// Open a connection; its driver task runs on the current runtime until the client drops.
+pub async fn connect(spec: &ConnectSpec) -> Result<Client, ConnectError> {
+    use secrecy::ExposeSecret;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&spec.host)
+        .port(spec.port)
+        .dbname(&spec.database)
+        .user(&spec.username)
+        .application_name("sluice")
+        .connect_timeout(spec.connect_timeout);
+    if let Some(password) = &spec.password {
+        config.password(password.expose_secret());
+    }
+    let target = format!("{}:{}", spec.host, spec.port);
+    let tls_config = tls::client_config(spec.ssl_mode, spec.ssl_root_cert.as_deref())?;
+    let client = match tls_config {
+        None => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, connection) = config
+                .connect(NoTls)
+                .await
+                .map_err(|e| classify(&e, &target))?;
+            tokio::spawn(connection);
+            client
+        }
+        Some(tls_config) => {
+            config.ssl_mode(if spec.ssl_mode == SslMode::Prefer {
+                tokio_postgres::config::SslMode::Prefer
+            } else {
+                tokio_postgres::config::SslMode::Require
+            });
+            let (client, connection) = config
+                .connect(MakeRustlsConnect::new(tls_config))
+                .await
+                .map_err(|e| classify(&e, &target))?;
+            tokio::spawn(connection);
+            client
+        }
+    };
+    Ok(client)
+}
+
+/// Sort a driver error into what the user can act on.
+pub fn classify(e: &tokio_postgres::Error, target: &str) -> ConnectError {
+    if let Some(db) = e.as_db_error() {
+        let text = db.message().to_string();
+        let code = db.code();
+        return if code == &SqlState::INVALID_PASSWORD
+            || code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            ConnectError::Auth(text)
+        } else if code == &SqlState::INVALID_CATALOG_NAME {
+            ConnectError::DatabaseNotFound(text)
+        } else {
+            ConnectError::Other(text)
+        };
+    }
+    let chain = error_chain(e);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            // rustls reports certificate failures wrapped in io::Error(InvalidData).
+            if let Some(inner) = io.get_ref() {
+                if inner.downcast_ref::<rustls::Error>().is_some() {
+                    return ConnectError::Tls(tls::explain(&chain));
+                }
+            }
+            return ConnectError::from_io(io, target);
+        }
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return ConnectError::Tls(tls::explain(&chain));
+        }
+        source = err.source();
+    }
+    if chain.contains("TLS") || chain.contains("tls") || chain.contains("SSL") {
+        return ConnectError::Tls(tls::explain(&chain));
+    }
+    if chain.contains("timed out") {
+        return ConnectError::Other(format!("{target}: {chain}"));
+    }
+    ConnectError::Other(chain)
+}
+
+/// "outer: inner: innermost", the way the driver nests its causes.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(err) = source {
+        let part = err.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = err.source();
+    }
+    text
+}
+
+pub async fn server_version(spec: &ConnectSpec) -> Result<String, ConnectError> {
+    let client = connect(spec).await?;
+    let row = client
+        .query_one("SHOW server_version", &[])
+        .await
+        .map_err(|e| ConnectError::Other(error_chain(&e)))?;
+    let version: String = row.get(0);
+    Ok(format!("PostgreSQL {version}"))
+}
+
+pub async fn list_tables(
+    spec: &ConnectSpec,
+    schema: Option<&str>,
+) -> Result<Vec<SchemaInfo>, ConnectError> {
+    let client = connect(spec).await?;
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text,
+                    CASE WHEN c.relkind IN ('v', 'm') THEN 'view' ELSE 'table' END,
+                    a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull
+             FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+               AND a.attnum > 0 AND NOT a.attisdropped
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+               AND ($1::text IS NULL OR n.nspname = $1)
+               AND has_schema_privilege(n.oid, 'USAGE')
+             ORDER BY n.nspname, c.relname, a.attnum",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| ConnectError::Other(error_chain(&e)))?;
+    Ok(group_columns(rows.into_iter().map(|row| {
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+            ColumnInfo {
+                name: row.get(3),
+                data_type: row.get(4),
+                nullable: row.get(5),
+            },
+        )
+    })))
+}

@@ -1,0 +1,11 @@
+//! Sluice: a service that runs SQL on one database and moves the result into another.
+//! `startup::Application::build(settings)` is what `main` and the tests start.
+
+pub mod api;
+pub mod engine;
+pub mod provision;
+pub mod secrets;
+pub mod settings;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

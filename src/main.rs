@@ -1,0 +1,154 @@
+//! The `sluice` command: serve | migrate | user add.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+use sluice::settings::Settings;
+use sluice::startup::{self, Application};
+use sluice::{secrets, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Moves query results between databases."
+)]
+struct Cli {
+    /// A settings file applied over config/default.toml, config/{SLUICE_ENV}.toml and
+    /// config/local.toml (environment variables SLUICE__SECTION__KEY still win).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory holding default.toml, {SLUICE_ENV}.toml and local.toml.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_CONFIG_DIR",
+        default_value = "config"
+    )]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (migrates the metadata store first).
+    Serve,
+    /// Apply the metadata store's migrations and exit.
+    Migrate,
+    /// Manage users without the API.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from --password-env, or from the first line of
+    /// standard input with --password-stdin; without either, one is generated and printed.
+    Add {
+        username: String,
+        /// Make the user an admin.
+        #[arg(long)]
+        admin: bool,
+        /// Name of an environment variable holding the password.
+        #[arg(long, value_name = "VAR", conflicts_with = "password_stdin")]
+        password_env: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.config_dir, cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let system = actix_web::rt::System::new();
+    let result = system.block_on(run(cli.command, settings));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await?;
+            tracing::info!("Stopped.");
+            Ok(())
+        }
+        Command::Migrate => {
+            startup::install_crypto_provider();
+            let store = startup::open_store(&settings).await?;
+            store.close().await;
+            println!("Migrations applied.");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    admin,
+                    password_env,
+                    password_stdin,
+                },
+        } => {
+            let username = sluice::api::users::validate_username(&username)
+                .map_err(|e| anyhow::anyhow!(e.detail))?;
+            let (password, generated) = if let Some(var) = password_env {
+                let value = std::env::var(&var)
+                    .map_err(|_| anyhow::anyhow!("the environment variable {var} is not set"))?;
+                (SecretString::from(value), false)
+            } else if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                (
+                    SecretString::from(line.trim_end_matches(['\r', '\n']).to_string()),
+                    false,
+                )
+            } else {
+                (secrets::generate_password(), true)
+            };
+            sluice::api::users::validate_password(password.expose_secret())
+                .map_err(|e| anyhow::anyhow!(e.detail))?;
+            startup::install_crypto_provider();
+            let store = startup::open_store(&settings).await?;
+            let hash = tokio::task::spawn_blocking({
+                let password = password.clone();
+                move || secrets::hash_password(&password)
+            })
+            .await?;
+            let user = store
+                .create_user(&username, hash, admin)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create {username:?}: {e}"))?;
+            store.close().await;
+            println!(
+                "Created user {:?} (id {}{}).",
+                user.username,
+                user.id,
+                if admin { ", admin" } else { "" }
+            );
+            if generated {
+                println!("Password (not shown again): {}", password.expose_secret());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Building the application: metadata store, migrations, master key, bootstrap and declared
+//! users/connections, then the HTTP server. Used by `main` and by the tests (port 0).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+
+use crate::api::{self, auth::AuthCache, error, AppState};
+use crate::secrets::MasterKey;
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::{provision, telemetry};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+/// Use rustls's `ring` provider everywhere, whatever else a dependency enables.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Open the metadata store and bring its schema up to date.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
+    let store = Store::connect(
+        &settings.database_url(),
+        settings.database.max_connections,
+        Duration::from_secs(settings.database.connect_timeout_secs),
+    )
+    .await
+    .context("cannot open the metadata store (database.url)")?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the metadata store")?;
+    Ok(store)
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let settings = Arc::new(settings);
+        let store = open_store(&settings).await?;
+        let key = MasterKey::load(&settings.security.secret_key, &settings.data_dir)
+            .context("cannot load the master key")?;
+        provision::bootstrap_admin(&store, &settings).await?;
+        provision::reconcile(&store, &key, &settings).await?;
+
+        let state = web::Data::new(AppState {
+            store,
+            key,
+            settings: settings.clone(),
+            auth: AuthCache::new(Duration::from_secs(settings.security.auth_cache_ttl_secs)),
+        });
+        let listener = TcpListener::bind(settings.address())
+            .with_context(|| format!("cannot listen on {}", settings.address()))?;
+        let port = listener.local_addr()?.port();
+        let limit = settings.server.body_limit_bytes;
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(limit)
+                        .content_type_required(false)
+                        .error_handler(|e, _| error::json_error(e).into()),
+                )
+                .app_data(web::PayloadConfig::default().limit(limit))
+                .app_data(
+                    web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()),
+                )
+                .app_data(
+                    web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()),
+                )
+                .wrap(from_fn(telemetry::request_span))
+                .configure(api::configure)
+                .default_service(web::to(api::route_not_found))
+        })
+        .shutdown_timeout(30);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(address = %settings.address(), port, "Listening.");
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serve until SIGINT/SIGTERM (graceful: in-flight requests finish).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.state.store.clone().close().await;
+        result
+    }
+}
