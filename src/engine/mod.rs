@@ -277,3 +277,37 @@ pub(crate) fn group_columns(
     }
     schemas
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_debug_output_of_a_connect_spec_hides_the_password() {
+        let spec = ConnectSpec {
+            kind: DbKind::Postgres,
+            host: "h".into(),
+            port: 5432,
+            database: "d".into(),
+            username: "u".into(),
+            password: Some(SecretString::from("p4ssw0rd-visible?")),
+            path: None,
+            ssl_mode: SslMode::Require,
+            ssl_root_cert: None,
+            connect_timeout: Duration::from_secs(1),
+        };
+        let text = format!("{spec:?}");
+        assert!(!text.contains("p4ssw0rd-visible?"), "{text}");
+        assert!(text.contains("REDACTED"), "{text}");
+    }
+
+    #[test]
+    fn ssl_modes_and_types_parse_from_their_usual_spellings() {
+        assert_eq!(SslMode::parse("verify-full"), Some(SslMode::VerifyFull));
+        assert_eq!(SslMode::parse("REQUIRED"), Some(SslMode::Require));
+        assert_eq!(SslMode::parse("sometimes"), None);
+        assert_eq!(DbKind::parse("postgres"), Some(DbKind::Postgres));
+        assert_eq!(DbKind::parse("MariaDB"), Some(DbKind::MariaDb));
+        assert_eq!(DbKind::parse("oracle"), None);
+    }
+}

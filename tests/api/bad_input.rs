@@ -1,0 +1,1 @@
+//! Connections: see the next commit.

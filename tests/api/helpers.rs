@@ -1,0 +1,283 @@
+//! `spawn_app()`: the real application on port 0 with a fresh metadata store (a SQLite file in a
+//! temporary directory, or a fresh PostgreSQL database), and typed request helpers.
+
+use std::path::PathBuf;
+
+use actix_web::web;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sluice::api::AppState;
+use sluice::settings::Settings;
+use sluice::startup::Application;
+use uuid::Uuid;
+
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+
+/// The machine's database servers (see README: tests need them running).
+pub const PG_HOST: &str = "127.0.0.1";
+pub const PG_PORT: u16 = 5432;
+pub const PG_USER: &str = "postgres";
+pub const MARIADB_HOST: &str = "127.0.0.1";
+pub const MARIADB_PORT: u16 = 3306;
+pub const MARIADB_USER: &str = "root";
+
+/// Which metadata store the app under test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: web::Data<AppState>,
+    pub data_dir: PathBuf,
+    /// The PostgreSQL metadata database, for the Postgres backend.
+    pub metadata_db: Option<String>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// A unique lowercase name with a prefix that `.ci/run` sweeps up.
+pub fn unique_name(prefix: &str) -> String {
+    format!("sluice_test_{prefix}_{}", Uuid::new_v4().simple())
+}
+
+/// Settings for a test: port 0, one worker, a temporary data directory, a known admin.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::defaults();
+    settings.server.port = 0;
+    settings.server.workers = 1;
+    settings.data_dir = std::env::temp_dir().join(unique_name("data"));
+    settings.database.max_connections = 3;
+    settings.bootstrap.admin_username = ADMIN.into();
+    settings.bootstrap.admin_password = SecretString::from(ADMIN_PASSWORD);
+    settings.engine.connect_timeout_secs = 5;
+    settings
+}
+
+/// Run SQL on the machine's PostgreSQL, database `db`.
+pub async fn pg_execute(db: &str, sql: &str) {
+    let client = pg_client(db).await;
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+pub async fn pg_client(db: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={db}"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL on 127.0.0.1:5432 must be running (see README)");
+    tokio::spawn(connection);
+    client
+}
+
+/// Run SQL on the machine's MariaDB (no default database).
+pub async fn mariadb_execute(sql: &str) {
+    use mysql_async::prelude::Queryable;
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(MARIADB_HOST)
+        .tcp_port(MARIADB_PORT)
+        .user(Some(MARIADB_USER))
+        .prefer_socket(false);
+    let mut conn = mysql_async::Conn::new(opts)
+        .await
+        .expect("MariaDB on 127.0.0.1:3306 must be running (see README)");
+    conn.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.disconnect().await.ok();
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Backend::Sqlite, |_| {}).await
+}
+
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Start the app with a fresh metadata store of `backend`, after `customize` edits the settings.
+pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    init_test_logging();
+    let mut settings = test_settings();
+    let mut metadata_db = None;
+    if backend == Backend::Postgres {
+        let db = unique_name("meta");
+        pg_execute("test", &format!("CREATE DATABASE {db}")).await;
+        settings.database.url =
+            SecretString::from(format!("postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"));
+        metadata_db = Some(db);
+    }
+    customize(&mut settings);
+    let data_dir = settings.data_dir.clone();
+    let app = Application::build(settings)
+        .await
+        .expect("the application starts");
+    let port = app.port();
+    let state = app.state();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        data_dir,
+        metadata_db,
+        handle,
+    }
+}
+
+/// `TEST_LOG=1 cargo test` shows the service's log.
+fn init_test_logging() {
+    if std::env::var("TEST_LOG").is_ok() {
+        let mut log = Settings::defaults().log;
+        log.level = "debug".into();
+        sluice::telemetry::init(&log);
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A request without credentials.
+    pub fn anon(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// A request with the given Basic credentials.
+    pub fn as_user(
+        &self,
+        method: Method,
+        path: &str,
+        user: &str,
+        password: &str,
+    ) -> RequestBuilder {
+        self.anon(method, path).basic_auth(user, Some(password))
+    }
+
+    /// A request as the bootstrap admin.
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.as_user(method, path, ADMIN, ADMIN_PASSWORD)
+    }
+
+    /// Create a user as the admin; returns its JSON.
+    pub async fn create_user(&self, username: &str, password: &str, admin: bool) -> Value {
+        let response = self
+            .admin(Method::POST, "/api/v1/users")
+            .json(&json!({"username": username, "password": password, "admin": admin}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "creating user {username}"
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Create a token for the given user; returns the secret.
+    pub async fn create_token(&self, user: &str, password: &str) -> String {
+        let response = self
+            .as_user(Method::POST, "/api/v1/tokens", user, password)
+            .json(&json!({"name": "test"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Create a connection as the admin; returns its JSON.
+    pub async fn create_connection(&self, body: Value) -> Value {
+        let response = self
+            .admin(Method::POST, "/api/v1/connections")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let value: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "creating connection: {value}");
+        value
+    }
+
+    /// Stop the server.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// A connection body for the machine's PostgreSQL, database `database`.
+pub fn pg_connection(name: &str, database: &str) -> Value {
+    json!({
+        "name": name, "type": "postgresql", "host": PG_HOST, "port": PG_PORT,
+        "database": database, "username": PG_USER, "password": "not-needed-with-trust",
+        "options": {"sslMode": "disable"}
+    })
+}
+
+/// A connection body for the machine's MariaDB, database `database`.
+pub fn mariadb_connection(name: &str, database: &str) -> Value {
+    json!({
+        "name": name, "type": "mariadb", "host": MARIADB_HOST, "port": MARIADB_PORT,
+        "database": database, "username": MARIADB_USER, "options": {"sslMode": "disable"}
+    })
+}
+
+/// Assert an error response: its status, its `code`, and the shape of the body.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    let actual = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("error body is not JSON ({actual}): {e}"));
+    assert_eq!(actual, status, "body: {body}");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["status"], status.as_u16(), "body: {body}");
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "body: {body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|t| !t.is_empty()),
+        "body: {body}"
+    );
+    body
+}
+
+/// Declare each test once and run it against both metadata backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
