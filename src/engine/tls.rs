@@ -168,7 +168,8 @@ impl ServerCertVerifier for ChainOnly {
 pub fn explain(text: &str) -> String {
     if text.contains("UnknownIssuer") {
         format!("the server's certificate is not signed by a trusted authority ({text}); use sslMode \"require\" to encrypt without verifying, or give the CA in sslRootCert")
-    } else if text.contains("NotValidForName") {
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        // rustls 0.23 shows `NotValidForNameContext` as "certificate not valid for name …".
         format!("the server's certificate does not match the host name ({text})")
     } else {
         text.to_string()
