@@ -1,9 +1,13 @@
 //! The data plane: connecting to users' databases and moving rows. No HTTP and no sea-orm here.
 
+pub mod batch;
 pub mod mysql;
+pub mod pipeline;
 pub mod postgres;
+pub mod query;
 pub mod sqlite;
 pub mod tls;
+pub mod types;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -144,6 +148,48 @@ impl ConnectError {
                 Self::HostNotFound(format!("{target}: {text}"))
             }
             _ => Self::Other(format!("{target}: {text}")),
+        }
+    }
+}
+
+/// Why a transfer failed. The text is what the user sees as the job's `error`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
+    /// The source database refused or broke off the query (its own message, with position).
+    #[error("source: {message}")]
+    Source { message: String, transient: bool },
+    /// The target database refused a statement or broke off.
+    #[error("target: {message}")]
+    Target { message: String, transient: bool },
+    /// A value the target cannot hold; `row` counts from 1 in the result.
+    #[error("column {column:?}, row {row}: {message}")]
+    Value {
+        column: String,
+        row: u64,
+        message: String,
+    },
+    /// The result does not fit the target table (checked before any row is written).
+    #[error("{0}")]
+    Schema(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// Worth another attempt: the connection broke, the server restarted, a deadlock. Safe to
+    /// retry because a transfer writes nothing until it commits.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect(c) => matches!(
+                c,
+                ConnectError::Refused(_) | ConnectError::Timeout(_) | ConnectError::Other(_)
+            ),
+            Self::Source { transient, .. } | Self::Target { transient, .. } => *transient,
+            _ => false,
         }
     }
 }

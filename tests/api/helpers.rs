@@ -38,6 +38,7 @@ pub struct TestApp {
     /// The PostgreSQL metadata database, for the Postgres backend.
     pub metadata_db: Option<String>,
     handle: actix_web::dev::ServerHandle,
+    server_task: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
 }
 
 /// A unique lowercase name with a prefix that `.ci/run` sweeps up.
@@ -123,7 +124,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
     let port = app.port();
     let state = app.state();
     let handle = app.handle();
-    actix_web::rt::spawn(app.run_until_stopped());
+    let server_task = actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()
@@ -134,6 +135,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
         data_dir,
         metadata_db,
         handle,
+        server_task: std::sync::Mutex::new(Some(server_task)),
     }
 }
 
@@ -215,9 +217,13 @@ impl TestApp {
         value
     }
 
-    /// Stop the server.
+    /// Stop the service as SIGTERM would: the server, then the running jobs (left to resume).
     pub async fn stop(&self) {
         self.handle.stop(true).await;
+        let task = self.server_task.lock().unwrap().take();
+        if let Some(task) = task {
+            task.await.unwrap().unwrap();
+        }
     }
 }
 
@@ -280,4 +286,130 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// An engine-level connection to the machine's PostgreSQL, database `database`.
+pub fn pg_spec(database: &str) -> sluice::engine::ConnectSpec {
+    sluice::engine::ConnectSpec {
+        kind: sluice::engine::DbKind::Postgres,
+        host: PG_HOST.into(),
+        port: PG_PORT,
+        database: database.into(),
+        username: PG_USER.into(),
+        password: None,
+        path: None,
+        ssl_mode: sluice::engine::SslMode::Disable,
+        ssl_root_cert: None,
+        connect_timeout: std::time::Duration::from_secs(5),
+    }
+}
+
+/// An engine-level connection to the machine's MariaDB, database `database`.
+pub fn mariadb_spec(database: &str) -> sluice::engine::ConnectSpec {
+    sluice::engine::ConnectSpec {
+        kind: sluice::engine::DbKind::MariaDb,
+        host: MARIADB_HOST.into(),
+        port: MARIADB_PORT,
+        username: MARIADB_USER.into(),
+        database: database.into(),
+        ..pg_spec("")
+    }
+}
+
+/// An engine-level connection to a SQLite file (created by the sink when missing).
+pub fn sqlite_spec(path: &std::path::Path) -> sluice::engine::ConnectSpec {
+    sluice::engine::ConnectSpec {
+        kind: sluice::engine::DbKind::Sqlite,
+        path: Some(path.to_path_buf()),
+        ..pg_spec("")
+    }
+}
+
+/// Run a transfer through the engine directly (no HTTP); for the engine suites.
+pub async fn engine_transfer(
+    source: sluice::engine::ConnectSpec,
+    target: sluice::engine::ConnectSpec,
+    query: &str,
+    schema: Option<&str>,
+    table: &str,
+    overwrite: bool,
+) -> Result<u64, sluice::engine::EngineError> {
+    use sluice::engine::batch::{Progress, TargetTable};
+    use sluice::engine::pipeline::{run_transfer, TransferRequest};
+    let request = TransferRequest {
+        source,
+        target,
+        query: query.into(),
+        target_table: TargetTable {
+            schema: schema.map(String::from),
+            table: table.into(),
+            overwrite,
+        },
+        batch_rows: 1000,
+    };
+    run_transfer(
+        request,
+        std::sync::Arc::new(Progress::default()),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+}
+
+impl TestApp {
+    /// POST a transfer as the admin; asserts 202 and returns its JSON.
+    pub async fn submit_transfer(&self, body: Value) -> Value {
+        let response = self
+            .admin(Method::POST, "/api/v1/transfers")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let value: Value = response.json().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "submitting a transfer: {value}"
+        );
+        assert_eq!(value["status"], "queued", "{value}");
+        value
+    }
+
+    /// The transfer's JSON as the admin sees it.
+    pub async fn transfer(&self, id: &Value) -> Value {
+        self.admin(Method::GET, &format!("/api/v1/transfers/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Poll until the transfer has a final status (or panic after `seconds`).
+    pub async fn wait_transfer(&self, id: &Value, seconds: u64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        loop {
+            let t = self.transfer(id).await;
+            if ["complete", "error", "cancelled"].contains(&t["status"].as_str().unwrap_or("")) {
+                return t;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "transfer {id} still {} after {seconds}s: {t}",
+                t["status"]
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A fresh PostgreSQL schema in database `test`, and a connection to that database.
+pub async fn pg_schema_and_connection(app: &TestApp, label: &str) -> (String, Value) {
+    let schema = unique_name(label);
+    pg_execute("test", &format!("CREATE SCHEMA {schema}")).await;
+    let connection = app
+        .create_connection(pg_connection(&format!("pg-{schema}"), "test"))
+        .await;
+    (schema, connection)
 }

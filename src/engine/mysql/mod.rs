@@ -1,5 +1,10 @@
 //! MySQL and MariaDB: connecting (with TLS per `sslMode`) and reading the catalog.
 
+pub mod dialect;
+pub mod sink;
+pub mod source;
+mod values;
+
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, DriverError, IoError, OptsBuilder, SslOpts};
 
@@ -52,6 +57,34 @@ pub async fn connect(spec: &ConnectSpec) -> Result<Conn, ConnectError> {
                 .map_err(|e| classify(&e, &target))
         }
         Err(e) => Err(classify(&e, &target)),
+    }
+}
+
+/// Open a connection and run `setup` (session variables) on it.
+pub async fn connect_with(spec: &ConnectSpec, setup: &[&str]) -> Result<Conn, ConnectError> {
+    let mut conn = connect(spec).await?;
+    for statement in setup {
+        conn.query_drop(*statement).await.map_err(query_error)?;
+    }
+    Ok(conn)
+}
+
+/// The server's own words for a failed statement (as the mysql client prints them), and
+/// whether another attempt may succeed: connection loss, server shutdown, deadlock, lock wait.
+pub fn describe(e: &mysql_async::Error) -> (String, bool) {
+    match e {
+        mysql_async::Error::Server(s) => (
+            format!("ERROR {} ({}): {}", s.code, s.state, s.message),
+            matches!(
+                s.code,
+                1053 | 1205 | 1213 | 1927 | 2006 | 2013 | 1040 | 1152 | 1158..=1161
+            ),
+        ),
+        mysql_async::Error::Io(_) => (super::postgres::error_chain(e), true),
+        mysql_async::Error::Driver(DriverError::ConnectionClosed) => {
+            (super::postgres::error_chain(e), true)
+        }
+        other => (super::postgres::error_chain(other), false),
     }
 }
 

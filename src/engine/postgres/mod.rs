@@ -1,5 +1,10 @@
 //! PostgreSQL: connecting (with TLS per `sslMode`) and reading the catalog.
 
+pub mod dialect;
+pub mod sink;
+pub mod source;
+pub(crate) mod wire;
+
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -151,4 +156,19 @@ pub async fn list_tables(
             },
         )
     })))
+}
+
+/// Ask the server to stop what `token`'s connection is running, over the same TLS setting
+/// that `connect` uses.
+pub(crate) async fn cancel_query(
+    token: &tokio_postgres::CancelToken,
+    spec: &ConnectSpec,
+) -> Result<(), String> {
+    let tls_config = tls::client_config(spec.ssl_mode, spec.ssl_root_cert.as_deref())
+        .map_err(|e| e.to_string())?;
+    match tls_config {
+        None => token.cancel_query(NoTls).await,
+        Some(config) => token.cancel_query(MakeRustlsConnect::new(config)).await,
+    }
+    .map_err(|e| error_chain(&e))
 }

@@ -1,5 +1,10 @@
 //! SQLite: opening database files (on a blocking thread) and reading the catalog.
 
+pub mod dialect;
+pub mod sink;
+pub mod source;
+pub mod values;
+
 use rusqlite::{Connection, OpenFlags};
 
 use super::{group_columns, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo};
@@ -25,6 +30,31 @@ fn open_existing(spec: &ConnectSpec) -> Result<Connection, ConnectError> {
     conn.query_row("PRAGMA schema_version", [], |row| row.get::<_, i64>(0))
         .map_err(|e| ConnectError::Other(format!("{}: {e}", path.display())))?;
     Ok(conn)
+}
+
+/// The database's own message for an error (with the position in the SQL when SQLite gives
+/// one), and whether another attempt may succeed (the database was busy or locked).
+pub(crate) fn error_message(e: &rusqlite::Error) -> (String, bool) {
+    use rusqlite::ErrorCode;
+    let transient = matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    );
+    let message = match e {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        rusqlite::Error::SqlInputError {
+            msg, sql, offset, ..
+        } => {
+            let near: String = usize::try_from(*offset)
+                .ok()
+                .and_then(|o| sql.get(o..))
+                .map(|rest| rest.chars().take(30).collect())
+                .unwrap_or_default();
+            format!("{msg} (at offset {offset}, near {near:?})")
+        }
+        other => other.to_string(),
+    };
+    (message, transient)
 }
 
 async fn blocking<T: Send + 'static>(

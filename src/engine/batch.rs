@@ -1,0 +1,111 @@
+//! What flows between a source and a sink: Arrow batches over a bounded channel, an explicit
+//! end marker, live progress counters, and the cancellation token both sides watch.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::types::Column;
+use super::EngineError;
+
+/// Batches in flight between source and sink; with `jobs.batch_rows` rows each this bounds
+/// memory whatever the row count.
+pub const CHANNEL_BATCHES: usize = 3;
+
+/// Default rows per batch (setting `jobs.batch_rows`).
+pub const DEFAULT_BATCH_ROWS: usize = 65_536;
+/// A batch is also cut when its values pass this many bytes (large text/binary rows).
+pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// One item on the channel. The sink commits only after `End`: a channel that closes without
+/// it means the source failed or was cancelled, and the sink rolls back.
+#[derive(Debug)]
+pub enum Message {
+    Batch(RecordBatch),
+    End,
+}
+
+/// Live counters of one transfer, read by the API while it runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub rows_read: AtomicU64,
+    pub rows_written: AtomicU64,
+    pub bytes_read: AtomicU64,
+}
+
+impl Progress {
+    pub fn add_read(&self, rows: u64, bytes: u64) {
+        self.rows_read.fetch_add(rows, Ordering::Relaxed);
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn add_written(&self, rows: u64) {
+        self.rows_written.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// Back to zero (a retried attempt starts over).
+    pub fn reset(&self) {
+        self.rows_read.store(0, Ordering::Relaxed);
+        self.rows_written.store(0, Ordering::Relaxed);
+        self.bytes_read.store(0, Ordering::Relaxed);
+    }
+}
+
+/// What a source's `run` gets.
+pub struct SourceContext {
+    pub tx: mpsc::Sender<Message>,
+    pub cancel: CancellationToken,
+    pub progress: Arc<Progress>,
+    pub batch_rows: usize,
+}
+
+impl SourceContext {
+    /// Hand a batch to the sink; waits while the channel is full (back-pressure).
+    /// Fails with `Cancelled` when the job is cancelled or the sink has gone.
+    pub async fn send(&self, batch: RecordBatch, bytes: u64) -> Result<(), EngineError> {
+        self.progress.add_read(batch.num_rows() as u64, bytes);
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(EngineError::Cancelled),
+            sent = self.tx.send(Message::Batch(batch)) => sent.map_err(|_| EngineError::Cancelled),
+        }
+    }
+
+    /// Tell the sink that every row has been sent.
+    pub async fn finish(&self) -> Result<(), EngineError> {
+        self.tx
+            .send(Message::End)
+            .await
+            .map_err(|_| EngineError::Cancelled)
+    }
+}
+
+/// Where a sink writes.
+#[derive(Debug, Clone)]
+pub struct TargetTable {
+    /// PostgreSQL schema / MySQL database; `None`: the connection's default.
+    pub schema: Option<String>,
+    pub table: String,
+    /// Replace the table's rows (staging table swapped in) instead of appending.
+    pub overwrite: bool,
+}
+
+/// What a sink's `run` gets.
+pub struct SinkContext {
+    pub rx: mpsc::Receiver<Message>,
+    pub cancel: CancellationToken,
+    pub progress: Arc<Progress>,
+    pub columns: Vec<Column>,
+    pub target: TargetTable,
+}

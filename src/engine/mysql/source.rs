@@ -1,0 +1,592 @@
+//! The MySQL/MariaDB source: a prepared statement described up front, then its result streamed
+//! over the binary protocol (typed values, exact floats) into Arrow batches.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::SchemaRef;
+use mysql_async::consts::{ColumnFlags, ColumnType};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Statement, Value};
+
+use super::values::{days_from_civil, is_valid_date, parse_decimal, MICROS_PER_DAY};
+use super::{connect, connect_with, describe, dialect};
+use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
+use crate::engine::types::{arrow_schema, Column, LogicalType};
+use crate::engine::{ConnectSpec, DbKind, EngineError};
+
+/// Session settings of a reading connection: TIMESTAMP values arrive as UTC.
+const SOURCE_SETUP: &[&str] = &["SET time_zone = '+00:00'"];
+
+pub struct MySource {
+    columns: Vec<Column>,
+    spec: ConnectSpec,
+    conn: Conn,
+    stmt: Statement,
+}
+
+fn source_error(e: &mysql_async::Error) -> EngineError {
+    let (message, transient) = describe(e);
+    EngineError::Source { message, transient }
+}
+
+/// Connect and prepare `query`: the server describes its columns without running it.
+pub async fn open(
+    spec: &ConnectSpec,
+    query: &str,
+    _target: DbKind,
+) -> Result<MySource, EngineError> {
+    let mut conn = connect_with(spec, SOURCE_SETUP).await?;
+    let stmt = conn.prep(query).await.map_err(|e| source_error(&e))?;
+    if stmt.num_params() > 0 {
+        return Err(EngineError::Source {
+            message: format!(
+                "the query has {} parameter placeholder(s) (?); a transfer query takes none",
+                stmt.num_params()
+            ),
+            transient: false,
+        });
+    }
+    let meta = stmt.columns();
+    let json = json_columns(&mut conn, &meta).await;
+    let columns = meta
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (ty, db_type) = dialect::source_type(c, json[i]);
+            Column {
+                name: c.name_str().into_owned(),
+                ty,
+                // Only a NOT NULL table column promises no NULL.
+                nullable: !c.flags().contains(ColumnFlags::NOT_NULL_FLAG)
+                    || c.org_table_ref().is_empty(),
+                db_type,
+            }
+        })
+        .collect();
+    Ok(MySource {
+        columns,
+        spec: spec.clone(),
+        conn,
+        stmt,
+    })
+}
+
+/// Which columns are MariaDB JSON columns: longtext with the `json_valid` check MariaDB adds.
+/// Best effort: without the catalog table (old servers) they stay text.
+async fn json_columns(conn: &mut Conn, meta: &[mysql_async::Column]) -> Vec<bool> {
+    let mut json = vec![false; meta.len()];
+    let candidate = |c: &mysql_async::Column| {
+        matches!(
+            c.column_type(),
+            ColumnType::MYSQL_TYPE_BLOB | ColumnType::MYSQL_TYPE_LONG_BLOB
+        ) && c.character_set() != 63
+            && !c.org_table_ref().is_empty()
+            && !c.org_name_ref().is_empty()
+    };
+    let mut tables: Vec<(String, String)> = meta
+        .iter()
+        .filter(|c| candidate(c))
+        .map(|c| (c.schema_str().into_owned(), c.org_table_str().into_owned()))
+        .collect();
+    tables.sort();
+    tables.dedup();
+    let mut checks: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for (schema, table) in tables {
+        let rows: Result<Vec<(String, String)>, _> = conn
+            .exec(
+                "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
+                 WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+                (&schema, &table),
+            )
+            .await;
+        let clauses = rows
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(t, _)| *t == table)
+            .map(|(_, clause)| clause)
+            .collect();
+        checks.insert((schema, table), clauses);
+    }
+    for (i, c) in meta.iter().enumerate() {
+        if !candidate(c) {
+            continue;
+        }
+        let key = (c.schema_str().into_owned(), c.org_table_str().into_owned());
+        let wanted = format!("json_valid({})", dialect::quote(&c.org_name_str()));
+        json[i] = checks
+            .get(&key)
+            .is_some_and(|clauses| clauses.contains(&wanted));
+    }
+    json
+}
+
+impl MySource {
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Stream every row into `ctx.tx`, then `End`.
+    ///
+    /// # Cancel safety
+    /// On `ctx.cancel` (or when the sink has gone) the query is stopped on the server with
+    /// `KILL QUERY` from a second connection, the reading connection is closed, and the result
+    /// is `Cancelled`.
+    pub async fn run(self, ctx: SourceContext) -> Result<(), EngineError> {
+        let MySource {
+            columns,
+            spec,
+            mut conn,
+            stmt,
+        } = self;
+        let id = conn.id();
+        let mut state = ReadState::NotStarted;
+        let outcome = read(&mut conn, &stmt, &columns, &ctx, &mut state).await;
+        match outcome {
+            Ok(()) => {
+                let _ = conn.disconnect().await;
+                Ok(())
+            }
+            Err(e) => {
+                if state == ReadState::Running {
+                    stop_on_server(&spec, id, conn).await;
+                } else {
+                    drop(conn);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadState {
+    NotStarted,
+    /// The query may be running on the server.
+    Running,
+    /// The server has ended the result (all rows read, or it reported an error).
+    Ended,
+}
+
+async fn read(
+    conn: &mut Conn,
+    stmt: &Statement,
+    columns: &[Column],
+    ctx: &SourceContext,
+    state: &mut ReadState,
+) -> Result<(), EngineError> {
+    *state = ReadState::Running;
+    let mut result = tokio::select! {
+        biased;
+        _ = ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
+        r = conn.exec_iter(stmt, ()) => r.map_err(|e| {
+            if matches!(e, mysql_async::Error::Server(_)) {
+                *state = ReadState::Ended;
+            }
+            source_error(&e)
+        })?,
+    };
+    let schema = arrow_schema(columns);
+    let capacity = ctx.batch_rows.min(8192);
+    let mut builders: Vec<ColumnBuilder> = columns
+        .iter()
+        .map(|c| ColumnBuilder::new(&c.ty, capacity))
+        .collect::<Result<_, _>>()?;
+    let mut rows_in_batch = 0usize;
+    let mut batch_bytes = 0usize;
+    let mut row_number = 0u64;
+    loop {
+        let row = tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
+            r = result.next() => r.map_err(|e| {
+                if matches!(e, mysql_async::Error::Server(_)) {
+                    *state = ReadState::Ended;
+                }
+                source_error(&e)
+            })?,
+        };
+        let Some(row) = row else {
+            *state = ReadState::Ended;
+            break;
+        };
+        row_number += 1;
+        for ((value, builder), column) in row.unwrap().into_iter().zip(&mut builders).zip(columns) {
+            batch_bytes += builder
+                .push(value, column)
+                .map_err(|message| EngineError::Value {
+                    column: column.name.clone(),
+                    row: row_number,
+                    message,
+                })?;
+        }
+        rows_in_batch += 1;
+        if rows_in_batch >= ctx.batch_rows || batch_bytes >= MAX_BATCH_BYTES {
+            let batch = finish_batch(&schema, &mut builders, columns)?;
+            ctx.send(batch, batch_bytes as u64).await?;
+            rows_in_batch = 0;
+            batch_bytes = 0;
+        }
+    }
+    if rows_in_batch > 0 {
+        let batch = finish_batch(&schema, &mut builders, columns)?;
+        ctx.send(batch, batch_bytes as u64).await?;
+    }
+    // A CALL may bring more result sets; only the first is transferred.
+    let _ = result.drop_result().await;
+    let _ = conn.close(stmt.clone()).await;
+    ctx.finish().await
+}
+
+fn finish_batch(
+    schema: &SchemaRef,
+    builders: &mut [ColumnBuilder],
+    columns: &[Column],
+) -> Result<RecordBatch, EngineError> {
+    let arrays: Vec<ArrayRef> = builders.iter_mut().map(|b| b.finish()).collect();
+    for (array, column) in arrays.iter().zip(columns) {
+        if !column.nullable && array.null_count() > 0 {
+            return Err(EngineError::Source {
+                message: format!(
+                    "column {:?} is declared NOT NULL but the server sent a NULL",
+                    column.name
+                ),
+                transient: false,
+            });
+        }
+    }
+    RecordBatch::try_new(schema.clone(), arrays)
+        .map_err(|e| EngineError::Internal(format!("building a batch: {e}")))
+}
+
+/// Stop a query that may still be running: `KILL QUERY` from a second connection, close the
+/// reading connection, and make sure it leaves the server's process list.
+async fn stop_on_server(spec: &ConnectSpec, id: u32, conn: Conn) {
+    let killer = connect(spec).await;
+    let Ok(mut killer) = killer else {
+        // Without a second connection, closing ours is all we can do.
+        drop(conn);
+        return;
+    };
+    let _ = killer.query_drop(format!("KILL QUERY {id}")).await;
+    // Dropping reads what the server still sends (up to the "interrupted" error) and quits.
+    drop(conn);
+    for attempt in 0..100 {
+        let present = killer
+            .exec_first::<u64, _, _>(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+                (id,),
+            )
+            .await;
+        match present {
+            Ok(Some(0)) | Err(_) => break,
+            _ => {}
+        }
+        if attempt == 50 {
+            // Still there after a second: end the connection itself.
+            let _ = killer.query_drop(format!("KILL {id}")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = killer.disconnect().await;
+}
+
+/// One column's Arrow builder, fed with the binary protocol's values.
+enum ColumnBuilder {
+    Bool(BooleanBuilder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    U64(UInt64Builder),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Decimal(Decimal128Builder, u32, i128),
+    Text(StringBuilder),
+    Binary(BinaryBuilder),
+    Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(ty: &LogicalType, capacity: usize) -> Result<Self, EngineError> {
+        Ok(match ty {
+            LogicalType::Boolean => Self::Bool(BooleanBuilder::with_capacity(capacity)),
+            LogicalType::Int16 => Self::I16(Int16Builder::with_capacity(capacity)),
+            LogicalType::Int32 => Self::I32(Int32Builder::with_capacity(capacity)),
+            LogicalType::Int64 => Self::I64(Int64Builder::with_capacity(capacity)),
+            LogicalType::UInt64 => Self::U64(UInt64Builder::with_capacity(capacity)),
+            LogicalType::Float32 => Self::F32(Float32Builder::with_capacity(capacity)),
+            LogicalType::Float64 => Self::F64(Float64Builder::with_capacity(capacity)),
+            LogicalType::Decimal { precision, scale } => Self::Decimal(
+                Decimal128Builder::with_capacity(capacity)
+                    .with_precision_and_scale(*precision, *scale)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?,
+                *scale as u32,
+                10i128.pow(u32::from(*precision)),
+            ),
+            LogicalType::Binary { .. } | LogicalType::PgRaw { .. } => {
+                Self::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16))
+            }
+            LogicalType::Date => Self::Date(Date32Builder::with_capacity(capacity)),
+            LogicalType::Time => Self::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
+            LogicalType::Timestamp => {
+                Self::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity))
+            }
+            LogicalType::TimestampTz => Self::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
+            ),
+            LogicalType::BigDecimal { .. }
+            | LogicalType::Text { .. }
+            | LogicalType::Json
+            | LogicalType::Array { .. }
+            | LogicalType::Interval
+            | LogicalType::Other { .. } => {
+                Self::Text(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            LogicalType::Uuid => {
+                return Err(EngineError::Internal(
+                    "the MySQL source has no uuid columns (MySQL has no uuid type)".into(),
+                ))
+            }
+        })
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Bool(b) => Arc::new(b.finish()),
+            Self::I16(b) => Arc::new(b.finish()),
+            Self::I32(b) => Arc::new(b.finish()),
+            Self::I64(b) => Arc::new(b.finish()),
+            Self::U64(b) => Arc::new(b.finish()),
+            Self::F32(b) => Arc::new(b.finish()),
+            Self::F64(b) => Arc::new(b.finish()),
+            Self::Decimal(b, _, _) => Arc::new(b.finish()),
+            Self::Text(b) => Arc::new(b.finish()),
+            Self::Binary(b) => Arc::new(b.finish()),
+            Self::Date(b) => Arc::new(b.finish()),
+            Self::Time(b) => Arc::new(b.finish()),
+            Self::Timestamp(b) => Arc::new(b.finish()),
+        }
+    }
+
+    /// Append one value; returns about how many bytes it took. `Err` is a Value message.
+    fn push(&mut self, value: Value, column: &Column) -> Result<usize, String> {
+        if value == Value::NULL {
+            match self {
+                Self::Bool(b) => b.append_null(),
+                Self::I16(b) => b.append_null(),
+                Self::I32(b) => b.append_null(),
+                Self::I64(b) => b.append_null(),
+                Self::U64(b) => b.append_null(),
+                Self::F32(b) => b.append_null(),
+                Self::F64(b) => b.append_null(),
+                Self::Decimal(b, _, _) => b.append_null(),
+                Self::Text(b) => b.append_null(),
+                Self::Binary(b) => b.append_null(),
+                Self::Date(b) => b.append_null(),
+                Self::Time(b) => b.append_null(),
+                Self::Timestamp(b) => b.append_null(),
+            }
+            return Ok(1);
+        }
+        match self {
+            Self::Bool(b) => {
+                let v = match &value {
+                    // bit(1) arrives as one byte.
+                    Value::Bytes(bytes) if bytes.len() == 1 && bytes[0] <= 1 => {
+                        i128::from(bytes[0])
+                    }
+                    _ => integer(&value)?,
+                };
+                match v {
+                    0 => b.append_value(false),
+                    1 => b.append_value(true),
+                    other => {
+                        return Err(format!(
+                            "{} value {other} is not a boolean (0 or 1)",
+                            column.db_type
+                        ))
+                    }
+                }
+                Ok(1)
+            }
+            Self::I16(b) => {
+                b.append_value(narrow(integer(&value)?, column)?);
+                Ok(2)
+            }
+            Self::I32(b) => {
+                b.append_value(narrow(integer(&value)?, column)?);
+                Ok(4)
+            }
+            Self::I64(b) => {
+                b.append_value(narrow(integer(&value)?, column)?);
+                Ok(8)
+            }
+            Self::U64(b) => {
+                b.append_value(narrow(integer(&value)?, column)?);
+                Ok(8)
+            }
+            Self::F32(b) => {
+                let v = match value {
+                    Value::Float(f) => f,
+                    Value::Double(d) if (d as f32) as f64 == d || d.is_nan() => d as f32,
+                    other => {
+                        let d = float(&other)?;
+                        if (d as f32) as f64 != d && !d.is_nan() {
+                            return Err(format!("{d} does not fit a 32-bit float"));
+                        }
+                        d as f32
+                    }
+                };
+                b.append_value(v);
+                Ok(4)
+            }
+            Self::F64(b) => {
+                b.append_value(float(&value)?);
+                Ok(8)
+            }
+            Self::Decimal(b, scale, limit) => {
+                let Value::Bytes(text) = &value else {
+                    return Err(format!("unexpected decimal value {value:?}"));
+                };
+                let v = parse_decimal(text, *scale)
+                    .filter(|v| v.unsigned_abs() < limit.unsigned_abs())
+                    .ok_or_else(|| {
+                        format!(
+                            "{} does not fit {}",
+                            String::from_utf8_lossy(text),
+                            column.db_type
+                        )
+                    })?;
+                b.append_value(v);
+                Ok(16)
+            }
+            Self::Text(b) => match value {
+                Value::Bytes(bytes) => {
+                    let text = std::str::from_utf8(&bytes)
+                        .map_err(|e| format!("the text is not valid UTF-8: {e}"))?;
+                    b.append_value(text);
+                    Ok(bytes.len() + 4)
+                }
+                other => {
+                    let text = value_text(&other);
+                    b.append_value(&text);
+                    Ok(text.len() + 4)
+                }
+            },
+            Self::Binary(b) => match value {
+                Value::Bytes(bytes) => {
+                    b.append_value(&bytes);
+                    Ok(bytes.len() + 4)
+                }
+                other => Err(format!("unexpected binary value {other:?}")),
+            },
+            Self::Date(b) => {
+                let Value::Date(y, m, d, ..) = value else {
+                    return Err(format!("unexpected date value {value:?}"));
+                };
+                b.append_value(day_number(y, m, d)?);
+                Ok(4)
+            }
+            Self::Time(b) => {
+                let Value::Time(negative, days, h, m, s, us) = value else {
+                    return Err(format!("unexpected time value {value:?}"));
+                };
+                let micros = ((i64::from(days) * 24 + i64::from(h)) * 3600
+                    + i64::from(m) * 60
+                    + i64::from(s))
+                    * 1_000_000
+                    + i64::from(us);
+                if (negative && micros != 0) || micros > MICROS_PER_DAY {
+                    return Err(format!(
+                        "time {}{}:{m:02}:{s:02} is outside 00:00:00..24:00:00",
+                        if negative { "-" } else { "" },
+                        u64::from(days) * 24 + u64::from(h)
+                    ));
+                }
+                b.append_value(micros);
+                Ok(8)
+            }
+            Self::Timestamp(b) => {
+                let Value::Date(y, mo, d, h, mi, s, us) = value else {
+                    return Err(format!("unexpected datetime value {value:?}"));
+                };
+                let days = day_number(y, mo, d)?;
+                b.append_value(
+                    i64::from(days) * MICROS_PER_DAY
+                        + (i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s)) * 1_000_000
+                        + i64::from(us),
+                );
+                Ok(8)
+            }
+        }
+    }
+}
+
+fn day_number(y: u16, m: u8, d: u8) -> Result<i32, String> {
+    let (y, m, d) = (i32::from(y), u32::from(m), u32::from(d));
+    if !is_valid_date(y, m, d) || y == 0 {
+        return Err(format!(
+            "{y:04}-{m:02}-{d:02} is not a real date (MySQL zero or partial date)"
+        ));
+    }
+    Ok(days_from_civil(y, m, d))
+}
+
+fn integer(value: &Value) -> Result<i128, String> {
+    match value {
+        Value::Int(i) => Ok(i128::from(*i)),
+        Value::UInt(u) => Ok(i128::from(*u)),
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|t| t.trim().parse::<i128>().ok())
+            .ok_or_else(|| format!("{:?} is not an integer", String::from_utf8_lossy(b))),
+        other => Err(format!("unexpected integer value {other:?}")),
+    }
+}
+
+fn narrow<T: TryFrom<i128>>(v: i128, column: &Column) -> Result<T, String> {
+    T::try_from(v).map_err(|_| format!("{v} does not fit the {} column", column.db_type))
+}
+
+fn float(value: &Value) -> Result<f64, String> {
+    match value {
+        Value::Double(d) => Ok(*d),
+        Value::Float(f) => Ok(f64::from(*f)),
+        Value::Int(i) => Ok(*i as f64),
+        Value::UInt(u) => Ok(*u as f64),
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .ok_or_else(|| format!("{:?} is not a number", String::from_utf8_lossy(b))),
+        other => Err(format!("unexpected float value {other:?}")),
+    }
+}
+
+/// Text form of a value that is not bytes (a column typed as text by its metadata).
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Double(d) => d.to_string(),
+        Value::Date(y, m, d, h, mi, s, us) => {
+            format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
+        }
+        Value::Time(neg, d, h, m, s, us) => format!(
+            "{}{}:{m:02}:{s:02}.{us:06}",
+            if *neg { "-" } else { "" },
+            u64::from(*d) * 24 + u64::from(*h)
+        ),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::NULL => String::new(),
+    }
+}
