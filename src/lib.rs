@@ -2,7 +2,9 @@
 //! `startup::Application::build(settings)` is what `main` and the tests start.
 
 pub mod api;
+pub mod cli;
 pub mod engine;
+pub mod jobs;
 pub mod provision;
 pub mod secrets;
 pub mod settings;

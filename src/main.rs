@@ -1,4 +1,4 @@
-//! The `sluice` command: serve | migrate | user add.
+//! The `sluice` command: serve | migrate | transfer | user add.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -39,6 +39,28 @@ enum Command {
     Serve,
     /// Apply the metadata store's migrations and exit.
     Migrate,
+    /// Run one transfer now, without the server: the same engine, a progress line, exit
+    /// status 1 with the error on failure. Ctrl-C cancels (the target is left as it was).
+    Transfer {
+        /// Source URL: postgres://user:pass@host:port/db, mysql://…, mariadb://…, sqlite://path
+        #[arg(long)]
+        source: String,
+        /// Target URL, same forms as --source.
+        #[arg(long)]
+        target: String,
+        /// The SQL to run on the source.
+        #[arg(long)]
+        query: String,
+        /// The target table (created when missing).
+        #[arg(long)]
+        table: String,
+        /// The target schema (PostgreSQL) or database (MySQL); created when missing.
+        #[arg(long)]
+        schema: Option<String>,
+        /// Replace the table's rows atomically instead of appending.
+        #[arg(long)]
+        overwrite: bool,
+    },
     /// Manage users without the API.
     User {
         #[command(subcommand)]
@@ -91,6 +113,26 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
             tracing::info!("Stopped.");
+            Ok(())
+        }
+        Command::Transfer {
+            source,
+            target,
+            query,
+            table,
+            schema,
+            overwrite,
+        } => {
+            startup::install_crypto_provider();
+            let args = sluice::cli::TransferArgs {
+                source,
+                target,
+                query,
+                table,
+                schema,
+                overwrite,
+            };
+            sluice::cli::transfer(args, &settings).await?;
             Ok(())
         }
         Command::Migrate => {

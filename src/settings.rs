@@ -22,6 +22,8 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub bootstrap: BootstrapSettings,
     pub engine: EngineSettings,
+    pub jobs: JobSettings,
+    pub queries: QuerySettings,
     pub api: ApiSettings,
     /// `[[users]]` declared in the configuration.
     #[serde(default, rename = "users")]
@@ -80,6 +82,22 @@ pub struct BootstrapSettings {
 #[serde(deny_unknown_fields)]
 pub struct EngineSettings {
     pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub max_concurrent: usize,
+    pub max_retries: u32,
+    pub retry_backoff_ms: u64,
+    pub batch_rows: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySettings {
+    pub max_rows: u64,
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,6 +214,18 @@ impl Settings {
         }
         if self.engine.connect_timeout_secs == 0 {
             return bad("engine.connect_timeout_secs", "must be at least 1");
+        }
+        if self.jobs.max_concurrent == 0 {
+            return bad("jobs.max_concurrent", "must be at least 1");
+        }
+        if !(1..=1_000_000).contains(&self.jobs.batch_rows) {
+            return bad("jobs.batch_rows", "must be from 1 to 1000000");
+        }
+        if self.queries.max_rows == 0 {
+            return bad("queries.max_rows", "must be at least 1");
+        }
+        if self.queries.max_bytes < 1024 {
+            return bad("queries.max_bytes", "must be at least 1024");
         }
         if self.bootstrap.admin_username.trim().is_empty() {
             return bad("bootstrap.admin_username", "must not be empty");

@@ -5,12 +5,15 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Actor;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 use crate::api::{self, auth::AuthCache, error, AppState};
+use crate::jobs::messages::{GetLoad, Shutdown};
+use crate::jobs::{JobDeps, JobRegistry};
 use crate::secrets::MasterKey;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -55,11 +58,16 @@ impl Application {
         provision::bootstrap_admin(&store, &settings).await?;
         provision::reconcile(&store, &key, &settings).await?;
 
+        let deps = JobDeps::new(store.clone(), key.clone(), settings.clone());
+        let progress = deps.progress.clone();
+        let jobs = JobRegistry::new(deps).start();
         let state = web::Data::new(AppState {
             store,
             key,
             settings: settings.clone(),
             auth: AuthCache::new(Duration::from_secs(settings.security.auth_cache_ttl_secs)),
+            jobs,
+            progress,
         });
         let listener = TcpListener::bind(settings.address())
             .with_context(|| format!("cannot listen on {}", settings.address()))?;
@@ -112,9 +120,22 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serve until SIGINT/SIGTERM (graceful: in-flight requests finish).
+    /// Serve until SIGINT/SIGTERM (graceful: in-flight requests finish), then stop the running
+    /// jobs so that their targets roll back; they are resumed at the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        let jobs = &self.state.jobs;
+        if jobs.send(Shutdown).await.is_ok() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                match jobs.send(GetLoad).await {
+                    Ok(load) if load.running > 0 => {
+                        actix_web::rt::time::sleep(Duration::from_millis(50)).await
+                    }
+                    _ => break,
+                }
+            }
+        }
         self.state.store.clone().close().await;
         result
     }

@@ -2,10 +2,16 @@
 
 pub mod api_token;
 pub mod connection;
+pub mod query;
+pub mod query_result;
+pub mod transfer;
 pub mod user;
 
 pub mod prelude {
     pub use super::api_token::Entity as ApiToken;
     pub use super::connection::Entity as Connection;
+    pub use super::query::Entity as Query;
+    pub use super::query_result::Entity as QueryResult;
+    pub use super::transfer::Entity as Transfer;
     pub use super::user::Entity as User;
 }

@@ -3,14 +3,18 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_users_tokens_connections;
+mod m20261125_000002_transfers;
+mod m20261125_000003_queries;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261125_000001_users_tokens_connections::Migration,
-        )]
+        vec![
+            Box::new(m20261125_000001_users_tokens_connections::Migration),
+            Box::new(m20261125_000002_transfers::Migration),
+            Box::new(m20261125_000003_queries::Migration),
+        ]
     }
 }

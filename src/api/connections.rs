@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{Admin, Caller};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
-use super::{created, nullable, parse_id, resource, State};
+use super::{created, nullable, parse_id, resource, Body, State};
 use crate::engine::{self, ConnectSpec, DbKind, SchemaInfo, SslMode, TestResult};
 use crate::secrets::MasterKey;
 use crate::store::connections::{Connection, ConnectionFields, ConnectionWriteError};
@@ -339,7 +339,7 @@ fn timeout(state: &State) -> Duration {
 pub async fn create_connection(
     state: State,
     _admin: Admin,
-    body: web::Json<ConnectionInput>,
+    body: Body<ConnectionInput>,
 ) -> Result<HttpResponse, ApiError> {
     let fields = merge(None, body.into_inner(), &state.key)?;
     let name = fields.name.clone();
@@ -394,7 +394,7 @@ pub async fn update_connection(
     state: State,
     _admin: Admin,
     path: web::Path<String>,
-    body: web::Json<ConnectionInput>,
+    body: Body<ConnectionInput>,
 ) -> Result<web::Json<ConnectionView>, ApiError> {
     let id = parse_id(&path)?;
     let current = load(&state, id).await?;

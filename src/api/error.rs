@@ -38,6 +38,7 @@ error_codes! {
     ValidationFailed => (BAD_REQUEST, "validation_failed", "Validation failed"),
     InvalidQueryParameter => (BAD_REQUEST, "invalid_query_parameter", "Invalid query parameter"),
     InvalidPathParameter => (BAD_REQUEST, "invalid_path_parameter", "Invalid path parameter"),
+    UnknownConnection => (BAD_REQUEST, "unknown_connection", "Unknown connection"),
     UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type"),
     // 401 / 403
     AuthenticationRequired => (UNAUTHORIZED, "authentication_required", "Authentication required"),
@@ -48,12 +49,19 @@ error_codes! {
     UserNotFound => (NOT_FOUND, "user_not_found", "Not found"),
     TokenNotFound => (NOT_FOUND, "token_not_found", "Not found"),
     ConnectionNotFound => (NOT_FOUND, "connection_not_found", "Not found"),
+    TransferNotFound => (NOT_FOUND, "transfer_not_found", "Not found"),
+    QueryNotFound => (NOT_FOUND, "query_not_found", "Not found"),
     // 405
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
     // 409
     UsernameTaken => (CONFLICT, "username_taken", "Conflict"),
     ConnectionNameTaken => (CONFLICT, "connection_name_taken", "Conflict"),
     LastAdmin => (CONFLICT, "last_admin", "Conflict"),
+    TransferFinished => (CONFLICT, "transfer_finished", "Conflict"),
+    TransferActive => (CONFLICT, "transfer_active", "Conflict"),
+    QueryFinished => (CONFLICT, "query_finished", "Conflict"),
+    QueryActive => (CONFLICT, "query_active", "Conflict"),
+    ResultNotAvailable => (CONFLICT, "result_not_available", "Conflict"),
     // 413
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
     // 5xx

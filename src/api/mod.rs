@@ -7,7 +7,9 @@ pub mod error;
 pub mod health;
 pub mod openapi;
 pub mod pagination;
+pub mod queries;
 pub mod tokens;
+pub mod transfers;
 pub mod users;
 
 use std::sync::Arc;
@@ -26,6 +28,10 @@ pub struct AppState {
     pub key: MasterKey,
     pub settings: Arc<Settings>,
     pub auth: auth::AuthCache,
+    /// The job registry actor.
+    pub jobs: actix::Addr<crate::jobs::JobRegistry>,
+    /// Live progress of running jobs.
+    pub progress: crate::jobs::ProgressMap,
 }
 
 pub type State = web::Data<AppState>;
@@ -40,6 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(users::configure)
                 .configure(tokens::configure)
                 .configure(connections::configure)
+                .configure(transfers::configure)
+                .configure(queries::configure)
                 .configure(openapi::configure_document),
         );
 }
@@ -99,4 +107,37 @@ pub fn parse_id(raw: &str) -> Result<i32, ApiError> {
             format!("{raw:?} is not a valid id (a positive integer)"),
         )
     })
+}
+
+/// A JSON request body that must be an object. (serde would otherwise read a struct from an
+/// array by position.) Size limit and syntax errors are those of `web::JsonConfig`.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T> Body<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let value = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = value.await?.into_inner();
+            if !value.is_object() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidBody,
+                    "the body must be a JSON object",
+                )
+                .into());
+            }
+            serde_json::from_value(value)
+                .map(Body)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()).into())
+        })
+    }
 }

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{connections, error, health, tokens, users};
+use super::{connections, error, health, queries, tokens, transfers, users};
 use crate::engine;
 
 #[derive(OpenApi)]
@@ -23,12 +23,18 @@ use crate::engine;
         connections::create_connection, connections::list_connections,
         connections::get_connection, connections::update_connection,
         connections::delete_connection, connections::test_connection, connections::list_tables,
+        transfers::create_transfer, transfers::list_transfers, transfers::get_transfer,
+        transfers::cancel_transfer, transfers::delete_transfer,
+        queries::create_query, queries::list_queries, queries::get_query, queries::get_result,
+        queries::cancel_query, queries::delete_query,
     ),
     components(schemas(
         error::ErrorBody, health::Health,
         users::UserView, users::CreateUser, users::UpdateUser, users::UpdateMe,
         tokens::TokenView, tokens::CreatedToken, tokens::CreateToken,
         connections::ConnectionView, connections::ConnectionInput, connections::ConnectionOptions,
+        transfers::TransferView, transfers::CreateTransfer,
+        queries::QueryView, queries::CreateQuery, queries::ColumnView,
         engine::TestResult, engine::SchemaInfo, engine::TableInfo, engine::ColumnInfo,
     )),
     modifiers(&Security),
@@ -37,6 +43,8 @@ use crate::engine;
         (name = "users", description = "Accounts (admin only, but /users/me)"),
         (name = "tokens", description = "API tokens"),
         (name = "connections", description = "Databases to read from and write to"),
+        (name = "queries", description = "SQL run on a connection as a job, its result kept"),
+        (name = "transfers", description = "Query results moved into a table of another connection, as jobs"),
         (name = "service", description = "Health and readiness (no credentials)"),
     )
 )]

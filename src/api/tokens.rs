@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
-use super::{created, parse_id, resource, State};
+use super::{created, parse_id, resource, Body, State};
 use crate::secrets;
 use crate::store::tokens::ApiToken;
 
@@ -77,7 +77,7 @@ fn not_found(id: i32) -> ApiError {
 pub async fn create_token(
     state: State,
     caller: Caller,
-    body: web::Json<CreateToken>,
+    body: Body<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let name = body.name.trim();

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::auth::{Admin, Caller};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
-use super::{blocking, created, parse_id, resource, State};
+use super::{blocking, created, parse_id, resource, Body, State};
 use crate::secrets;
 use crate::store::users::{User, UserChanges, UserWriteError};
 
@@ -149,7 +149,7 @@ fn not_found(id: i32) -> ApiError {
 pub async fn create_user(
     state: State,
     _admin: Admin,
-    body: web::Json<CreateUser>,
+    body: Body<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let username = validate_username(&body.username)?;
@@ -203,7 +203,7 @@ pub async fn me(state: State, caller: Caller) -> Result<web::Json<UserView>, Api
 pub async fn update_me(
     state: State,
     caller: Caller,
-    body: web::Json<UpdateMe>,
+    body: Body<UpdateMe>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let body = body.into_inner();
     validate_password(body.password.expose_secret())?;
@@ -246,7 +246,7 @@ pub async fn update_user(
     state: State,
     _admin: Admin,
     path: web::Path<String>,
-    body: web::Json<UpdateUser>,
+    body: Body<UpdateUser>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let id = parse_id(&path)?;
     let body = body.into_inner();

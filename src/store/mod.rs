@@ -2,7 +2,9 @@
 //! `entities`.
 
 pub mod connections;
+pub mod queries;
 pub mod tokens;
+pub mod transfers;
 pub mod users;
 
 use std::time::Duration;
@@ -21,6 +23,15 @@ pub struct ListParams {
     pub limit: u64,
     pub sort: SortField,
     pub descending: bool,
+}
+
+/// Which jobs (transfers, queries) a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only this user's (non-admins).
+    pub owner: Option<i32>,
+    /// Only these statuses.
+    pub statuses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

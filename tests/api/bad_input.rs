@@ -196,12 +196,19 @@ async fn malformed_requests_get_a_stable_status_and_code_and_never_a_500(backend
             BAD,
             "invalid_body",
         ),
-        // (serde reads a long enough array positionally, so these are short ones.)
         case(
             "array instead of object",
             Method::POST,
             "/api/v1/users",
             Json(json!([])),
+            BAD,
+            "invalid_body",
+        ),
+        case(
+            "an array that lists a user's fields in order",
+            Method::POST,
+            "/api/v1/users",
+            Json(json!(["bob", "long-enough-pw", false])),
             BAD,
             "invalid_body",
         ),

@@ -4,8 +4,15 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod cli;
 mod config;
 mod connections;
+mod engine_mysql;
+mod engine_postgres;
+mod engine_sqlite;
+mod pairs;
+mod queries;
 mod service;
 mod tokens;
+mod transfers;
 mod users;

@@ -1,0 +1,32 @@
+//! A query: SQL run on one connection, its result kept (up to limits).
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "queries")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub connection_id: i32,
+    #[sea_orm(column_type = "Text")]
+    pub query: String,
+    /// queued | running | complete | error | cancelled
+    pub status: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error: Option<String>,
+    /// The result's columns (name, logical type, database type) as JSON.
+    pub columns: Json,
+    pub row_count: i64,
+    pub rows_affected: Option<i64>,
+    pub truncated: bool,
+    pub attempts: i32,
+    pub created_by: i32,
+    pub created_at: ChronoDateTimeUtc,
+    pub started_at: Option<ChronoDateTimeUtc>,
+    pub stopped_at: Option<ChronoDateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,33 @@
+//! A transfer: run a query on one connection, write its result into a table of another.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "transfers")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub source_id: i32,
+    pub target_id: i32,
+    #[sea_orm(column_type = "Text")]
+    pub query: String,
+    pub target_schema: Option<String>,
+    pub target_table: String,
+    pub overwrite: bool,
+    /// queued | running | complete | error | cancelled
+    pub status: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error: Option<String>,
+    pub rows_written: i64,
+    pub bytes_read: i64,
+    pub attempts: i32,
+    pub created_by: i32,
+    pub created_at: ChronoDateTimeUtc,
+    pub started_at: Option<ChronoDateTimeUtc>,
+    pub stopped_at: Option<ChronoDateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

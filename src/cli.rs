@@ -1,0 +1,205 @@
+//! `sluice transfer`: the same engine as the service, for one transfer from the command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::batch::{Progress, TargetTable};
+use crate::engine::pipeline::{run_transfer, TransferRequest};
+use crate::engine::{ConnectSpec, DbKind, SslMode};
+use crate::settings::Settings;
+
+/// A connection from a URL: `postgres://user:pass@host:5432/db?sslmode=require`,
+/// `mysql://…` or `mariadb://…`, `sqlite://path/to/file.db` (`sqlite:///abs/path.db`).
+pub fn parse_url(text: &str, timeout: Duration) -> anyhow::Result<ConnectSpec> {
+    let base = ConnectSpec {
+        kind: DbKind::Sqlite,
+        host: String::new(),
+        port: 0,
+        database: String::new(),
+        username: String::new(),
+        password: None,
+        path: None,
+        ssl_mode: SslMode::Prefer,
+        ssl_root_cert: None,
+        connect_timeout: timeout,
+    };
+    if let Some(path) = text
+        .strip_prefix("sqlite://")
+        .or_else(|| text.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            bail!("{text:?}: a sqlite URL needs a file path, e.g. sqlite://data/app.db");
+        }
+        return Ok(ConnectSpec {
+            path: Some(PathBuf::from(path)),
+            ..base
+        });
+    }
+    let url = url::Url::parse(text).with_context(|| format!("{text:?} is not a URL"))?;
+    let (kind, default_port) = match url.scheme() {
+        "postgres" | "postgresql" => (DbKind::Postgres, 5432),
+        "mysql" => (DbKind::MySql, 3306),
+        "mariadb" => (DbKind::MariaDb, 3306),
+        other => {
+            bail!("unknown scheme {other:?}: use postgres://, mysql://, mariadb:// or sqlite://")
+        }
+    };
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let mut ssl_mode = SslMode::Prefer;
+    let mut ssl_root_cert = None;
+    for (key, value) in url.query_pairs() {
+        match key.as_ref() {
+            "sslmode" | "ssl-mode" | "sslMode" => {
+                ssl_mode = SslMode::parse(&value)
+                    .ok_or_else(|| anyhow!("sslmode {value:?} is not one of {}", SslMode::WORDS))?
+            }
+            "sslrootcert" => ssl_root_cert = Some(PathBuf::from(value.as_ref())),
+            other => bail!("unknown URL option {other:?}"),
+        }
+    }
+    let database = url.path().trim_start_matches('/').to_string();
+    if database.is_empty() {
+        bail!("{text:?} names no database (…/DATABASE)");
+    }
+    Ok(ConnectSpec {
+        kind,
+        host: url
+            .host_str()
+            .ok_or_else(|| anyhow!("{text:?} names no host"))?
+            .to_string(),
+        port: url.port().unwrap_or(default_port),
+        database: decode(&database),
+        username: if url.username().is_empty() {
+            if kind == DbKind::Postgres {
+                "postgres".into()
+            } else {
+                "root".into()
+            }
+        } else {
+            decode(url.username())
+        },
+        password: url.password().map(|p| SecretString::from(decode(p))),
+        ssl_mode,
+        ssl_root_cert,
+        ..base
+    })
+}
+
+pub struct TransferArgs {
+    pub source: String,
+    pub target: String,
+    pub query: String,
+    pub table: String,
+    pub schema: Option<String>,
+    pub overwrite: bool,
+}
+
+/// Run one transfer, showing progress; Ctrl-C cancels it (the target is left as it was).
+pub async fn transfer(args: TransferArgs, settings: &Settings) -> anyhow::Result<u64> {
+    let timeout = Duration::from_secs(settings.engine.connect_timeout_secs);
+    let request = TransferRequest {
+        source: parse_url(&args.source, timeout).context("--source")?,
+        target: parse_url(&args.target, timeout).context("--target")?,
+        query: args.query,
+        target_table: TargetTable {
+            schema: args.schema,
+            table: args.table,
+            overwrite: args.overwrite,
+        },
+        batch_rows: settings.jobs.batch_rows,
+    };
+    let progress = Arc::new(Progress::default());
+    let cancel = CancellationToken::new();
+    let mut job = crate::jobs::engine_runtime().spawn(run_transfer(
+        request,
+        progress.clone(),
+        cancel.clone(),
+    ));
+    let started = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let bar = terminal.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .expect("a valid template"),
+        );
+        bar
+    });
+    let describe = |rows: u64| {
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        format!(
+            "{rows} rows written, {:.0} rows/s, {:.1} MB read",
+            rows as f64 / secs,
+            progress.bytes_read() as f64 / 1e6
+        )
+    };
+    let mut tick = tokio::time::interval(if terminal {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(2)
+    });
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let result = loop {
+        tokio::select! {
+            joined = &mut job => break joined.map_err(|e| anyhow!("the transfer task failed: {e}"))?,
+            _ = &mut ctrl_c, if !cancel.is_cancelled() => {
+                eprintln!("Cancelling…");
+                cancel.cancel();
+            }
+            _ = tick.tick() => {
+                let line = describe(progress.rows_written());
+                match &bar {
+                    Some(bar) => { bar.set_message(line); bar.tick(); }
+                    None => eprintln!("{line}"),
+                }
+            }
+        }
+    };
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(rows) => {
+            eprintln!("Done: {} in {:.1?}.", describe(rows), started.elapsed());
+            Ok(rows)
+        }
+        Err(e) => Err(anyhow!("transfer failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_of_each_kind_parse() {
+        let t = Duration::from_secs(1);
+        let pg = parse_url("postgres://u:p%40ss@db:6543/shop?sslmode=require", t).unwrap();
+        assert_eq!(
+            (pg.kind, pg.host.as_str(), pg.port, pg.database.as_str()),
+            (DbKind::Postgres, "db", 6543, "shop")
+        );
+        assert_eq!(pg.username, "u");
+        assert_eq!(pg.ssl_mode, SslMode::Require);
+        use secrecy::ExposeSecret;
+        assert_eq!(pg.password.unwrap().expose_secret(), "p@ss");
+        let my = parse_url("mysql://root@127.0.0.1/test", t).unwrap();
+        assert_eq!((my.kind, my.port), (DbKind::MySql, 3306));
+        let lite = parse_url("sqlite://data/app.db", t).unwrap();
+        assert_eq!(lite.path.unwrap(), PathBuf::from("data/app.db"));
+        assert!(parse_url("oracle://x/y", t).is_err());
+        assert!(parse_url("postgres://h", t).is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! Jobs: the `JobRegistry` actor queues and starts one supervised `JobActor` per transfer or
+//! query, on a job arbiter; the actors run the engine on the engine runtime and write the final
+//! status.
+
+pub mod actor;
+pub mod messages;
+pub mod progress;
+pub mod query;
+pub mod registry;
+pub mod transfer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::secrets::MasterKey;
+use crate::settings::Settings;
+use crate::store::Store;
+
+pub use messages::JobId;
+pub use progress::ProgressMap;
+pub use registry::JobRegistry;
+
+/// What every job needs from the service.
+#[derive(Clone)]
+pub struct JobDeps {
+    pub store: Store,
+    pub key: MasterKey,
+    pub settings: Arc<Settings>,
+    pub progress: ProgressMap,
+    /// Set while the service shuts down: cancelled jobs then keep their `running` status and
+    /// are resumed at the next start instead of being marked `cancelled`.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+impl JobDeps {
+    pub fn new(store: Store, key: MasterKey, settings: Arc<Settings>) -> Self {
+        Self {
+            store,
+            key,
+            settings,
+            progress: progress::new_map(),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// The multi-threaded runtime the data plane runs on, apart from the HTTP workers and the
+/// actors' single-threaded arbiters, so that decoding and encoding use every core.
+pub fn engine_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("sluice-engine")
+            .enable_all()
+            .build()
+            .expect("the engine runtime starts")
+    })
+}
+
+/// Test hooks: a job whose query contains the marker panics inside the engine, to prove that
+/// a panic becomes an `error` status and harms nothing else. Inert unless a test sets it.
+pub mod fail_points {
+    use std::sync::OnceLock;
+
+    static PANIC_MARKER: OnceLock<String> = OnceLock::new();
+
+    #[doc(hidden)]
+    pub fn panic_when_query_contains(marker: &str) {
+        let _ = PANIC_MARKER.set(marker.to_string());
+    }
+
+    pub(crate) fn check(query: &str) {
+        if let Some(marker) = PANIC_MARKER.get() {
+            if query.contains(marker.as_str()) {
+                panic!("fail point: the query contains {marker:?}");
+            }
+        }
+    }
+}

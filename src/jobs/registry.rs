@@ -1,0 +1,177 @@
+//! The `JobRegistry` actor: the queue (`jobs.max_concurrent` at a time), the addresses of
+//! running job actors, and cancellation. Each job actor runs under `actix::Supervisor` on the
+//! job arbiter.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use actix::Supervisor;
+use tokio_util::sync::CancellationToken;
+
+use super::actor::JobActor;
+use super::messages::{Cancel, CancelOutcome, Finished, GetLoad, JobId, Load, Shutdown, Submit};
+use super::JobDeps;
+use crate::engine::batch::Progress;
+
+struct Running {
+    /// Kept so that the supervisor may restart the actor; dropped when the job ends.
+    _addr: Addr<JobActor>,
+    cancel: CancellationToken,
+}
+
+pub struct JobRegistry {
+    deps: JobDeps,
+    queue: VecDeque<JobId>,
+    running: HashMap<JobId, Running>,
+    arbiter: Arbiter,
+}
+
+impl JobRegistry {
+    pub fn new(deps: JobDeps) -> Self {
+        Self {
+            deps,
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            arbiter: Arbiter::new(),
+        }
+    }
+
+    fn try_start(&mut self, ctx: &mut Context<Self>) {
+        if self.deps.is_shutting_down() {
+            return;
+        }
+        let limit = self.deps.settings.jobs.max_concurrent;
+        while self.running.len() < limit {
+            let Some(job) = self.queue.pop_front() else {
+                break;
+            };
+            let cancel = CancellationToken::new();
+            let progress = Arc::new(Progress::default());
+            self.deps.progress.insert(job, progress.clone());
+            let registry = ctx.address().recipient();
+            let deps = self.deps.clone();
+            let token = cancel.clone();
+            let addr = Supervisor::start_in_arbiter(&self.arbiter.handle(), move |_| {
+                JobActor::new(job, deps, registry, token, progress)
+            });
+            tracing::debug!(?job, running = self.running.len() + 1, "Job started.");
+            self.running.insert(
+                job,
+                Running {
+                    _addr: addr,
+                    cancel,
+                },
+            );
+        }
+    }
+}
+
+impl Actor for JobRegistry {
+    type Context = Context<Self>;
+
+    /// Jobs that a crash or restart left `queued` or `running` are queued again.
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let store = self.deps.store.clone();
+        ctx.wait(
+            async move {
+                let transfers = store.transfers_to_resume().await?;
+                let queries = store.queries_to_resume().await?;
+                let mut jobs: Vec<(chrono::DateTime<chrono::Utc>, JobId)> = transfers
+                    .iter()
+                    .map(|t| (t.created_at, JobId::Transfer(t.id)))
+                    .chain(queries.iter().map(|q| (q.created_at, JobId::Query(q.id))))
+                    .collect();
+                jobs.sort_by_key(|(at, _)| *at);
+                Ok::<_, sea_orm::DbErr>(jobs)
+            }
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok(jobs) => {
+                    if !jobs.is_empty() {
+                        tracing::info!(jobs = jobs.len(), "Resuming unfinished jobs.");
+                    }
+                    for (_, job) in jobs {
+                        if !act.queue.contains(&job) && !act.running.contains_key(&job) {
+                            act.queue.push_back(job);
+                        }
+                    }
+                    act.try_start(ctx);
+                }
+                Err(e) => tracing::error!(error = %e, "Could not read unfinished jobs."),
+            }),
+        );
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        for running in self.running.values() {
+            running.cancel.cancel();
+        }
+        self.arbiter.stop();
+    }
+}
+
+impl Handler<Submit> for JobRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Submit, ctx: &mut Self::Context) {
+        if !self.queue.contains(&msg.0) && !self.running.contains_key(&msg.0) {
+            self.queue.push_back(msg.0);
+        }
+        self.try_start(ctx);
+    }
+}
+
+impl Handler<Cancel> for JobRegistry {
+    type Result = CancelOutcome;
+
+    fn handle(&mut self, msg: Cancel, _ctx: &mut Self::Context) -> CancelOutcome {
+        if let Some(position) = self.queue.iter().position(|j| *j == msg.0) {
+            self.queue.remove(position);
+            return CancelOutcome::Dequeued;
+        }
+        match self.running.get(&msg.0) {
+            Some(running) => {
+                running.cancel.cancel();
+                CancelOutcome::Signalled
+            }
+            None => CancelOutcome::NotActive,
+        }
+    }
+}
+
+impl Handler<Finished> for JobRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Finished, ctx: &mut Self::Context) {
+        self.running.remove(&msg.0);
+        self.deps.progress.remove(&msg.0);
+        tracing::debug!(job = ?msg.0, running = self.running.len(), "Job finished.");
+        self.try_start(ctx);
+    }
+}
+
+impl Handler<GetLoad> for JobRegistry {
+    type Result = MessageResult<GetLoad>;
+
+    fn handle(&mut self, _msg: GetLoad, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(Load {
+            running: self.running.len(),
+            queued: self.queue.len(),
+        })
+    }
+}
+
+impl Handler<Shutdown> for JobRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Shutdown, _ctx: &mut Self::Context) {
+        self.deps
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.queue.clear();
+        for running in self.running.values() {
+            running.cancel.cancel();
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Queries and their kept results in the metadata store.
+
+use chrono::Utc;
+use entities::{query, query_result};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    Set, TransactionTrait,
+};
+
+use super::transfers::{CANCELLED, QUEUED, RUNNING};
+use super::{order, JobFilter, ListParams, Store};
+
+pub type Query = query::Model;
+
+/// The end of a query job.
+#[derive(Debug, Clone)]
+pub struct QueryEnd {
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub columns: serde_json::Value,
+    pub row_count: u64,
+    pub rows_affected: Option<u64>,
+    pub truncated: bool,
+    /// The kept rows as a JSON array of arrays (complete queries that return rows).
+    pub rows: Option<String>,
+}
+
+impl Store {
+    pub async fn create_query(
+        &self,
+        connection_id: i32,
+        sql: String,
+        created_by: i32,
+    ) -> Result<Query, DbErr> {
+        query::ActiveModel {
+            connection_id: Set(connection_id),
+            query: Set(sql),
+            status: Set(QUEUED.into()),
+            error: Set(None),
+            columns: Set(serde_json::json!([])),
+            row_count: Set(0),
+            rows_affected: Set(None),
+            truncated: Set(false),
+            attempts: Set(0),
+            created_by: Set(created_by),
+            created_at: Set(Utc::now()),
+            started_at: Set(None),
+            stopped_at: Set(None),
+            ..Default::default()
+        }
+        .insert(self.db())
+        .await
+    }
+
+    pub async fn list_queries(
+        &self,
+        filter: &JobFilter,
+        params: &ListParams,
+    ) -> Result<(Vec<Query>, u64), DbErr> {
+        let mut select = query::Entity::find();
+        if let Some(owner) = filter.owner {
+            select = select.filter(query::Column::CreatedBy.eq(owner));
+        }
+        if !filter.statuses.is_empty() {
+            select = select.filter(query::Column::Status.is_in(filter.statuses.clone()));
+        }
+        let total = select.clone().count(self.db()).await?;
+        let rows = order(select, params, query::Column::Id, query::Column::CreatedAt)
+            .all(self.db())
+            .await?;
+        Ok((rows, total))
+    }
+
+    pub async fn get_query(&self, id: i32) -> Result<Option<Query>, DbErr> {
+        query::Entity::find_by_id(id).one(self.db()).await
+    }
+
+    /// The kept rows (JSON array of arrays) of a complete query.
+    pub async fn get_query_rows(&self, id: i32) -> Result<Option<String>, DbErr> {
+        Ok(query_result::Entity::find_by_id(id)
+            .one(self.db())
+            .await?
+            .map(|r| r.rows))
+    }
+
+    /// Delete a query and its kept result.
+    pub async fn delete_query(&self, id: i32) -> Result<bool, DbErr> {
+        let txn = self.db().begin().await?;
+        query_result::Entity::delete_by_id(id).exec(&txn).await?;
+        let result = query::Entity::delete_by_id(id).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    pub async fn mark_query_running(&self, id: i32, attempts: i32) -> Result<(), DbErr> {
+        let now = Utc::now();
+        query::Entity::update_many()
+            .col_expr(query::Column::Status, Expr::value(RUNNING))
+            .col_expr(query::Column::Attempts, Expr::value(attempts))
+            .col_expr(
+                query::Column::StartedAt,
+                Expr::col(query::Column::StartedAt).if_null(now),
+            )
+            .filter(query::Column::Id.eq(id))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// Save the final status, and the result rows, in one transaction.
+    pub async fn finish_query(&self, id: i32, end: QueryEnd) -> Result<(), DbErr> {
+        let txn = self.db().begin().await?;
+        if let Some(rows) = end.rows {
+            query_result::Entity::delete_by_id(id).exec(&txn).await?;
+            query_result::ActiveModel {
+                query_id: Set(id),
+                rows: Set(rows),
+            }
+            .insert(&txn)
+            .await?;
+        }
+        query::Entity::update_many()
+            .col_expr(query::Column::Status, Expr::value(end.status))
+            .col_expr(query::Column::Error, Expr::value(end.error))
+            .col_expr(query::Column::Columns, Expr::value(end.columns))
+            .col_expr(query::Column::RowCount, Expr::value(end.row_count as i64))
+            .col_expr(
+                query::Column::RowsAffected,
+                Expr::value(end.rows_affected.map(|n| n as i64)),
+            )
+            .col_expr(query::Column::Truncated, Expr::value(end.truncated))
+            .col_expr(query::Column::StoppedAt, Expr::value(Utc::now()))
+            .filter(query::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await
+    }
+
+    pub async fn cancel_queued_query(&self, id: i32) -> Result<bool, DbErr> {
+        let result = query::Entity::update_many()
+            .col_expr(query::Column::Status, Expr::value(CANCELLED))
+            .col_expr(query::Column::StoppedAt, Expr::value(Utc::now()))
+            .filter(query::Column::Id.eq(id))
+            .filter(query::Column::Status.eq(QUEUED))
+            .exec(self.db())
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    /// Queries a crash or restart left unfinished, queued again, oldest first.
+    pub async fn queries_to_resume(&self) -> Result<Vec<Query>, DbErr> {
+        query::Entity::update_many()
+            .col_expr(query::Column::Status, Expr::value(QUEUED))
+            .filter(query::Column::Status.eq(RUNNING))
+            .exec(self.db())
+            .await?;
+        query::Entity::find()
+            .filter(query::Column::Status.eq(QUEUED))
+            .order_by_asc(query::Column::Id)
+            .all(self.db())
+            .await
+    }
+}

@@ -1,0 +1,182 @@
+//! Transfers in the metadata store: the durable side of a job (status, counters, error).
+
+use chrono::Utc;
+use entities::transfer;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+
+use super::{order, JobFilter, ListParams, Store};
+
+pub type Transfer = transfer::Model;
+
+/// Job status words (SQLpipe's).
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const COMPLETE: &str = "complete";
+pub const ERROR: &str = "error";
+pub const CANCELLED: &str = "cancelled";
+pub const STATUSES: [&str; 5] = [QUEUED, RUNNING, COMPLETE, ERROR, CANCELLED];
+
+/// A status after which nothing changes.
+pub fn is_final(status: &str) -> bool {
+    matches!(status, COMPLETE | ERROR | CANCELLED)
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTransfer {
+    pub source_id: i32,
+    pub target_id: i32,
+    pub query: String,
+    pub target_schema: Option<String>,
+    pub target_table: String,
+    pub overwrite: bool,
+    pub created_by: i32,
+}
+
+impl Store {
+    pub async fn create_transfer(&self, new: NewTransfer) -> Result<Transfer, DbErr> {
+        transfer::ActiveModel {
+            source_id: Set(new.source_id),
+            target_id: Set(new.target_id),
+            query: Set(new.query),
+            target_schema: Set(new.target_schema),
+            target_table: Set(new.target_table),
+            overwrite: Set(new.overwrite),
+            status: Set(QUEUED.into()),
+            error: Set(None),
+            rows_written: Set(0),
+            bytes_read: Set(0),
+            attempts: Set(0),
+            created_by: Set(new.created_by),
+            created_at: Set(Utc::now()),
+            started_at: Set(None),
+            stopped_at: Set(None),
+            ..Default::default()
+        }
+        .insert(self.db())
+        .await
+    }
+
+    pub async fn list_transfers(
+        &self,
+        filter: &JobFilter,
+        params: &ListParams,
+    ) -> Result<(Vec<Transfer>, u64), DbErr> {
+        let mut select = transfer::Entity::find();
+        if let Some(owner) = filter.owner {
+            select = select.filter(transfer::Column::CreatedBy.eq(owner));
+        }
+        if !filter.statuses.is_empty() {
+            select = select.filter(transfer::Column::Status.is_in(filter.statuses.clone()));
+        }
+        let total = select.clone().count(self.db()).await?;
+        let rows = order(
+            select,
+            params,
+            transfer::Column::Id,
+            transfer::Column::CreatedAt,
+        )
+        .all(self.db())
+        .await?;
+        Ok((rows, total))
+    }
+
+    pub async fn get_transfer(&self, id: i32) -> Result<Option<Transfer>, DbErr> {
+        transfer::Entity::find_by_id(id).one(self.db()).await
+    }
+
+    pub async fn delete_transfer(&self, id: i32) -> Result<bool, DbErr> {
+        let result = transfer::Entity::delete_by_id(id).exec(self.db()).await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    /// An attempt starts: `running`, the attempt counted, `started_at` set on the first one.
+    pub async fn mark_transfer_running(&self, id: i32, attempts: i32) -> Result<(), DbErr> {
+        let now = Utc::now();
+        transfer::Entity::update_many()
+            .col_expr(transfer::Column::Status, Expr::value(RUNNING))
+            .col_expr(transfer::Column::Attempts, Expr::value(attempts))
+            .col_expr(
+                transfer::Column::StartedAt,
+                Expr::col(transfer::Column::StartedAt).if_null(now),
+            )
+            .col_expr(transfer::Column::Error, Expr::value(Option::<String>::None))
+            .filter(transfer::Column::Id.eq(id))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// Save live counters while the job runs (so a restart can show how far it got).
+    pub async fn save_transfer_progress(
+        &self,
+        id: i32,
+        rows_written: u64,
+        bytes_read: u64,
+    ) -> Result<(), DbErr> {
+        transfer::Entity::update_many()
+            .col_expr(
+                transfer::Column::RowsWritten,
+                Expr::value(rows_written as i64),
+            )
+            .col_expr(transfer::Column::BytesRead, Expr::value(bytes_read as i64))
+            .filter(transfer::Column::Id.eq(id))
+            .filter(transfer::Column::Status.eq(RUNNING))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// The final status of a job.
+    pub async fn finish_transfer(
+        &self,
+        id: i32,
+        status: &str,
+        error: Option<String>,
+        rows_written: u64,
+        bytes_read: u64,
+    ) -> Result<(), DbErr> {
+        transfer::Entity::update_many()
+            .col_expr(transfer::Column::Status, Expr::value(status))
+            .col_expr(transfer::Column::Error, Expr::value(error))
+            .col_expr(
+                transfer::Column::RowsWritten,
+                Expr::value(rows_written as i64),
+            )
+            .col_expr(transfer::Column::BytesRead, Expr::value(bytes_read as i64))
+            .col_expr(transfer::Column::StoppedAt, Expr::value(Utc::now()))
+            .filter(transfer::Column::Id.eq(id))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// Cancel a job that has not started: only if it is still `queued`.
+    pub async fn cancel_queued_transfer(&self, id: i32) -> Result<bool, DbErr> {
+        let result = transfer::Entity::update_many()
+            .col_expr(transfer::Column::Status, Expr::value(CANCELLED))
+            .col_expr(transfer::Column::StoppedAt, Expr::value(Utc::now()))
+            .filter(transfer::Column::Id.eq(id))
+            .filter(transfer::Column::Status.eq(QUEUED))
+            .exec(self.db())
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    /// Jobs a crash or restart left `queued` or `running`, oldest first. Those found running are
+    /// queued again.
+    pub async fn transfers_to_resume(&self) -> Result<Vec<Transfer>, DbErr> {
+        transfer::Entity::update_many()
+            .col_expr(transfer::Column::Status, Expr::value(QUEUED))
+            .filter(transfer::Column::Status.eq(RUNNING))
+            .exec(self.db())
+            .await?;
+        transfer::Entity::find()
+            .filter(transfer::Column::Status.eq(QUEUED))
+            .order_by_asc(transfer::Column::Id)
+            .all(self.db())
+            .await
+    }
+}
