@@ -1,8 +1,6 @@
 //! `/queries`: run SQL on a connection as a supervised job and keep its result (JSON or CSV).
 //! Non-admins see and steer their own queries only.
 
-use std::time::Duration;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,10 +10,10 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
 use super::transfers::{parse_statuses, IdInput, StatusQuery};
-use super::{parse_id, resource, Body, State};
-use crate::jobs::messages::{Cancel, CancelOutcome, JobId, Submit};
+use super::{cancel_job, parse_id, resource, Body, State};
+use crate::jobs::messages::{JobId, Submit};
 use crate::store::queries::Query;
-use crate::store::transfers::{is_final, COMPLETE, QUEUED, RUNNING};
+use crate::store::transfers::{is_final, COMPLETE, RUNNING};
 use crate::store::JobFilter;
 
 /// A result column.
@@ -362,28 +360,14 @@ pub async fn cancel_query(
             format!("query {id} is already {}", query.status),
         ));
     }
-    let outcome = state
-        .jobs
-        .send(Cancel(JobId::Query(id)))
-        .await
-        .map_err(ApiError::internal)?;
-    match outcome {
-        CancelOutcome::Dequeued | CancelOutcome::NotActive => {
-            if query.status == QUEUED || outcome == CancelOutcome::Dequeued {
-                state.store.cancel_queued_query(id).await?;
-            }
-        }
-        CancelOutcome::Signalled => {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::time::Instant::now() < deadline {
-                match state.store.get_query(id).await? {
-                    Some(q) if is_final(&q.status) => break,
-                    Some(_) => actix_web::rt::time::sleep(Duration::from_millis(25)).await,
-                    None => break,
-                }
-            }
-        }
-    }
+    cancel_job(
+        &state,
+        JobId::Query(id),
+        &query.status,
+        || state.store.cancel_queued_query(id),
+        || async { Ok(state.store.get_query(id).await?.map(|q| q.status)) },
+    )
+    .await?;
     let query = state
         .store
         .get_query(id)

@@ -1,8 +1,6 @@
 //! `/transfers`: run a query on one connection and write its result into a table of another,
 //! as a queued, supervised job. Non-admins see and steer their own transfers only.
 
-use std::time::Duration;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,9 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
-use super::{parse_id, resource, Body, State};
-use crate::jobs::messages::{Cancel, CancelOutcome, JobId, Submit};
-use crate::store::transfers::{is_final, NewTransfer, Transfer, QUEUED, RUNNING, STATUSES};
+use super::{cancel_job, parse_id, resource, Body, State};
+use crate::jobs::messages::{JobId, Submit};
+use crate::store::transfers::{is_final, NewTransfer, Transfer, RUNNING, STATUSES};
 
 /// A transfer as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -290,31 +288,14 @@ pub async fn cancel_transfer(
             format!("transfer {id} is already {}", transfer.status),
         ));
     }
-    let outcome = state
-        .jobs
-        .send(Cancel(JobId::Transfer(id)))
-        .await
-        .map_err(ApiError::internal)?;
-    match outcome {
-        CancelOutcome::Dequeued | CancelOutcome::NotActive => {
-            if transfer.status == QUEUED || outcome == CancelOutcome::Dequeued {
-                state.store.cancel_queued_transfer(id).await?;
-            }
-        }
-        CancelOutcome::Signalled => {
-            // The job writes `cancelled` once its source query is stopped and its target
-            // rolled back; wait for that (it takes well under a second).
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::time::Instant::now() < deadline {
-                match state.store.get_transfer(id).await? {
-                    Some(t) if is_final(&t.status) => break,
-                    Some(_) => actix_web::rt::time::sleep(Duration::from_millis(25)).await,
-                    None => break,
-                }
-            }
-        }
-    }
-    tracing::info!(transfer_id = id, ?outcome, "Transfer cancel requested.");
+    cancel_job(
+        &state,
+        JobId::Transfer(id),
+        &transfer.status,
+        || state.store.cancel_queued_transfer(id),
+        || async { Ok(state.store.get_transfer(id).await?.map(|t| t.status)) },
+    )
+    .await?;
     let transfer = state
         .store
         .get_transfer(id)

@@ -313,6 +313,12 @@ async fn cancel_stops_sleeping_queries_on_both_servers() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let delete = app
+            .admin(Method::DELETE, &format!("/api/v1/queries/{}", q["id"]))
+            .send()
+            .await
+            .unwrap();
+        assert_error(delete, StatusCode::CONFLICT, "query_active").await;
         let started = std::time::Instant::now();
         let cancelled: Value = app
             .admin(Method::PATCH, &format!("/api/v1/cancel-query/{}", q["id"]))
