@@ -931,9 +931,6 @@ async fn cancelling_before_the_first_row_stops_the_query_on_the_server_at_once()
 }
 
 /// Whether another helper's half has landed yet.
-fn not_implemented(result: &Result<u64, EngineError>) -> bool {
-    matches!(result, Err(EngineError::Internal(m)) if m.contains("not implemented"))
-}
 
 #[actix_web::test]
 async fn mariadb_rows_arrive_exactly_in_postgresql() {
@@ -950,11 +947,6 @@ async fn mariadb_rows_arrive_exactly_in_postgresql() {
         false,
     )
     .await;
-    if not_implemented(&result) {
-        eprintln!("skipped: the PostgreSQL sink is not implemented yet");
-        drop_database(&src).await;
-        return;
-    }
     // PostgreSQL text cannot hold NUL: a value error naming the cell, nothing created.
     match &result {
         Err(EngineError::Value { column, row, .. }) => {
@@ -1044,11 +1036,6 @@ async fn mariadb_rows_arrive_exactly_in_sqlite() {
         false,
     )
     .await;
-    if not_implemented(&result) {
-        eprintln!("skipped: the SQLite sink is not implemented yet");
-        drop_database(&src).await;
-        return;
-    }
     assert_eq!(result.unwrap(), 6);
     let db = rusqlite::Connection::open(&path).unwrap();
     let (biu, dec65, ts, dtm, vc, bl, b, d): (
@@ -1483,10 +1470,6 @@ async fn postgresql_rows_arrive_exactly_in_mariadb() {
         false,
     )
     .await;
-    if not_implemented(&result) {
-        eprintln!("skipped: the PostgreSQL source is not implemented yet");
-        return;
-    }
     assert_eq!(result.unwrap(), 1);
     let rows = fetch(&format!(
         "SELECT big, `dec`, u, j, JSON_COMPACT(arr), iv, tz, ts, d, t, vc, b, flag, sub, s, nothing \
@@ -1547,10 +1530,6 @@ async fn postgresql_values_mariadb_cannot_hold_fail_with_their_column_and_row() 
             false,
         )
         .await;
-        if not_implemented(&result) {
-            eprintln!("skipped: the PostgreSQL source is not implemented yet");
-            return;
-        }
         match &result {
             Err(EngineError::Value {
                 column,
@@ -1589,10 +1568,6 @@ async fn a_postgresql_division_by_zero_after_100000_rows_leaves_the_mariadb_targ
             overwrite,
         )
         .await;
-        if not_implemented(&result) {
-            eprintln!("skipped: the PostgreSQL source is not implemented yet");
-            break;
-        }
         match &result {
             Err(EngineError::Source { message, .. }) => {
                 assert!(message.contains("division by zero"), "{message}")
@@ -1631,11 +1606,6 @@ async fn sqlite_rows_arrive_exactly_in_mariadb() {
         false,
     )
     .await;
-    if not_implemented(&result) {
-        eprintln!("skipped: the SQLite source is not implemented yet");
-        let _ = std::fs::remove_file(&path);
-        return;
-    }
     assert_eq!(result.unwrap(), 3);
     let rows = fetch(&format!("SELECT i, r, t, b FROM {}.from_sqlite", q(&db))).await;
     let cells: Vec<Vec<Cell>> = rows.iter().map(|r| r.iter().map(cell).collect()).collect();

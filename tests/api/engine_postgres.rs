@@ -1041,6 +1041,139 @@ async fn a_million_rows_copy_between_postgresql_tables_with_identical_values() {
     drop_schemas(&[&schema]).await;
 }
 
+#[actix_web::test]
+async fn a_nul_character_in_text_from_another_database_fails_naming_column_and_row() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("nul_to_pg")));
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER, note TEXT);
+             INSERT INTO t VALUES (1, 'fine'), (2, 'also fine'), (3, 'a' || char(0) || 'b');",
+        )
+        .unwrap();
+    }
+    let schema = unique_name("pg_nul");
+    let result = engine_transfer(
+        crate::helpers::sqlite_spec(&path),
+        pg_spec(DB),
+        "SELECT id, note FROM t ORDER BY id",
+        Some(&schema),
+        "t",
+        false,
+    )
+    .await;
+    let _ = std::fs::remove_file(&path);
+    let err = match result {
+        Err(e) if not_ready(&e) => {
+            eprintln!("SKIPPED: the SQLite source is not implemented yet");
+            return;
+        }
+        Err(e) => e,
+        Ok(rows) => panic!("{rows} rows written"),
+    };
+    match &err {
+        EngineError::Value {
+            column,
+            row,
+            message,
+        } => {
+            assert_eq!(column, "note");
+            assert_eq!(*row, 3);
+            assert!(message.contains("NUL"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let client = pg_client(DB).await;
+    assert!(!table_exists(&client, &schema, "t").await);
+}
+
+#[actix_web::test]
+async fn mariadb_unsigned_and_wide_decimals_arrive_exactly_in_postgresql() {
+    use crate::helpers::mariadb_execute;
+    let database = unique_name("maria_to_pg");
+    mariadb_execute(&format!(
+        "CREATE DATABASE `{database}`;
+         CREATE TABLE `{database}`.t (id int NOT NULL, u bigint unsigned, d decimal(65,30),
+                                      f tinyint(1), y year, e enum('x','y'), bits bit(1));
+         INSERT INTO `{database}`.t VALUES
+           (1, 18446744073709551615, '-12345678901234567890123456789012345.123456789012345678901234567890', 1, 2155, 'y', b'1'),
+           (2, 0, 0, 0, 1901, 'x', b'0'),
+           (3, NULL, NULL, NULL, NULL, NULL, NULL);"
+    ))
+    .await;
+    let schema = unique_name("pg_from_maria");
+    let result = engine_transfer(
+        crate::helpers::mariadb_spec(&database),
+        pg_spec(DB),
+        "SELECT id, u, d, f, y, e, bits FROM t ORDER BY id",
+        Some(&schema),
+        "t",
+        false,
+    )
+    .await;
+    mariadb_execute(&format!("DROP DATABASE `{database}`")).await;
+    match result {
+        Err(e) if not_ready(&e) => {
+            eprintln!("SKIPPED: the MariaDB source is not implemented yet");
+            return;
+        }
+        other => assert_eq!(other.unwrap(), 3),
+    }
+    let client = pg_client(DB).await;
+    let got = cells(
+        &client,
+        &format!(
+            "SELECT id, u, d, f, y, e, bits FROM {}.t ORDER BY id",
+            q(&schema)
+        ),
+    )
+    .await;
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        got,
+        vec![
+            vec![
+                s("1"),
+                s("18446744073709551615"),
+                s("-12345678901234567890123456789012345.123456789012345678901234567890"),
+                s("t"),
+                s("2155"),
+                s("y"),
+                s("t")
+            ],
+            vec![
+                s("2"),
+                s("0"),
+                s("0.000000000000000000000000000000"),
+                s("f"),
+                s("1901"),
+                s("x"),
+                s("f")
+            ],
+            vec![s("3"), None, None, None, None, None, None],
+        ]
+    );
+    let types: Vec<String> = column_types(&client, &schema, "t")
+        .await
+        .into_iter()
+        .map(|c| c.1)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "integer",
+            "numeric(20,0)",
+            "numeric(65,30)",
+            "boolean",
+            "smallint",
+            // The MariaDB source carries an enum as text of its longest label.
+            "character varying(1)",
+            "boolean"
+        ]
+    );
+    drop_schemas(&[&schema]).await;
+}
+
 /// The other sinks may still be placeholders while they are being written.
 fn not_ready(err: &EngineError) -> bool {
     err.to_string().contains("not implemented yet")
