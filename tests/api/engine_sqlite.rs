@@ -142,10 +142,6 @@ fn assert_rows(actual: &[Vec<Value>], expected: &[Vec<Value>]) {
     }
 }
 
-fn is_not_implemented(e: &EngineError) -> bool {
-    matches!(e, EngineError::Internal(m) if m.contains("not implemented"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // SQLite → SQLite.
 
@@ -1392,7 +1388,7 @@ async fn a_channel_that_closes_without_end_rolls_back() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SQLite → other dialects (skipped while their sinks are placeholders).
+// SQLite → other dialects.
 
 #[actix_web::test]
 async fn sqlite_edge_values_arrive_exactly_in_postgresql() {
@@ -1409,14 +1405,6 @@ async fn sqlite_edge_values_arrive_exactly_in_postgresql() {
         false,
     )
     .await;
-    let result = match result {
-        Err(e) if is_not_implemented(&e) => {
-            eprintln!("skipped: the PostgreSQL sink is not implemented yet");
-            pg_execute("test", &format!("DROP DATABASE {db}")).await;
-            return;
-        }
-        other => other,
-    };
     result.expect("the transfer succeeds");
     let client = pg_client(&db).await;
     let types = client
@@ -1539,16 +1527,7 @@ async fn sqlite_edge_values_arrive_exactly_in_mariadb() {
         false,
     )
     .await;
-    match result {
-        Err(e) if is_not_implemented(&e) => {
-            eprintln!("skipped: the MariaDB sink is not implemented yet");
-            mariadb_execute(&format!("DROP DATABASE {db}")).await;
-            return;
-        }
-        other => {
-            other.expect("the transfer succeeds");
-        }
-    }
+    result.expect("the transfer succeeds");
     use mysql_async::prelude::Queryable;
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(crate::helpers::MARIADB_HOST)
@@ -1650,13 +1629,6 @@ async fn postgresql_edge_values_arrive_exactly_in_sqlite() {
         false,
     )
     .await;
-    if let Err(e) = &result {
-        if is_not_implemented(e) {
-            eprintln!("skipped: the PostgreSQL source is not implemented yet");
-            pg_execute("test", &format!("DROP DATABASE {db}")).await;
-            return;
-        }
-    }
     result.expect("the transfer succeeds");
     let decl: Vec<String> = target.columns("edge").into_iter().map(|c| c.1).collect();
     assert_eq!(
@@ -1798,13 +1770,6 @@ async fn mariadb_edge_values_arrive_exactly_in_sqlite() {
         false,
     )
     .await;
-    if let Err(e) = &result {
-        if is_not_implemented(e) {
-            eprintln!("skipped: the MariaDB source is not implemented yet");
-            mariadb_execute(&format!("DROP DATABASE {db}")).await;
-            return;
-        }
-    }
     result.expect("the transfer succeeds");
     let decl: Vec<String> = target.columns("edge").into_iter().map(|c| c.1).collect();
     assert_eq!(
