@@ -370,19 +370,7 @@ pub fn put_numeric_text(buf: &mut BytesMut, text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Civil date (proleptic Gregorian, astronomical year) of a day count since 1970-01-01.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub use crate::engine::types::civil_from_days;
 
 /// "2024-01-31" (years before 1 as negative astronomical years).
 pub fn write_date(out: &mut String, days_since_1970: i64) {
