@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::batch::{Progress, TargetTable};
+use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
 use crate::engine::{ConnectSpec, DbKind, SslMode};
 use crate::settings::Settings;
@@ -103,11 +104,24 @@ pub struct TransferArgs {
     pub table: String,
     pub schema: Option<String>,
     pub overwrite: bool,
+    /// Read the source in `partitions` ranges of this integer column, in parallel.
+    pub partition_column: Option<String>,
+    pub partitions: Option<u32>,
 }
 
 /// Run one transfer, showing progress; Ctrl-C cancels it (the target is left as it was).
 pub async fn transfer(args: TransferArgs, settings: &Settings) -> anyhow::Result<u64> {
     let timeout = Duration::from_secs(settings.engine.connect_timeout_secs);
+    let max = crate::engine::partition::MAX_PARTITIONS;
+    let partitioning = match (args.partition_column, args.partitions) {
+        (None, None) => None,
+        (Some(column), Some(partitions)) if (1..=max).contains(&partitions) => {
+            Some(Partitioning { column, partitions })
+        }
+        (Some(_), Some(_)) => bail!("--partitions must be from 1 to {max}"),
+        (None, Some(_)) => bail!("--partitions needs --partition-column"),
+        (Some(_), None) => bail!("--partition-column needs --partitions"),
+    };
     let request = TransferRequest {
         source: parse_url(&args.source, timeout).context("--source")?,
         target: parse_url(&args.target, timeout).context("--target")?,
@@ -118,6 +132,7 @@ pub async fn transfer(args: TransferArgs, settings: &Settings) -> anyhow::Result
             overwrite: args.overwrite,
         },
         batch_rows: settings.jobs.batch_rows,
+        partitioning,
     };
     let progress = Arc::new(Progress::default());
     let cancel = CancellationToken::new();

@@ -60,6 +60,13 @@ enum Command {
         /// Replace the table's rows atomically instead of appending.
         #[arg(long)]
         overwrite: bool,
+        /// Read the source in ranges of this integer column of the result, in parallel
+        /// (with --partitions).
+        #[arg(long, requires = "partitions")]
+        partition_column: Option<String>,
+        /// How many ranges to read in parallel, 1 to 32 (with --partition-column).
+        #[arg(long, requires = "partition_column")]
+        partitions: Option<u32>,
     },
     /// Manage users without the API.
     User {
@@ -87,6 +94,7 @@ enum UserCommand {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.config_dir, cli.config.as_deref()) {
         Ok(s) => s,
@@ -107,6 +115,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Buffers of 1 MiB and more (the Arrow batches a transfer passes along) are mapped and unmapped
+/// by the allocator itself. Left alone, glibc raises that threshold to the size of the first
+/// freed batch and from then on keeps every batch's memory on its heaps, so a long transfer's
+/// RSS creeps up with the row count instead of staying flat (bench/PROFILE.md).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
@@ -122,6 +142,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             table,
             schema,
             overwrite,
+            partition_column,
+            partitions,
         } => {
             startup::install_crypto_provider();
             let args = sluice::cli::TransferArgs {
@@ -131,6 +153,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 table,
                 schema,
                 overwrite,
+                partition_column,
+                partitions,
             };
             sluice::cli::transfer(args, &settings).await?;
             Ok(())

@@ -104,6 +104,8 @@ pub struct QuerySettings {
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     pub public_docs: bool,
+    /// Serve `/metrics` without credentials; when false it takes an admin's.
+    pub metrics_public: bool,
 }
 
 /// A user declared with `[[users]]`; reconciled into the store at start.

@@ -60,6 +60,8 @@ impl Application {
 
         let deps = JobDeps::new(store.clone(), key.clone(), settings.clone());
         let progress = deps.progress.clone();
+        let events = deps.events.clone();
+        let metrics = deps.metrics.clone();
         let jobs = JobRegistry::new(deps).start();
         let state = web::Data::new(AppState {
             store,
@@ -68,6 +70,8 @@ impl Application {
             auth: AuthCache::new(Duration::from_secs(settings.security.auth_cache_ttl_secs)),
             jobs,
             progress,
+            events,
+            metrics,
         });
         let listener = TcpListener::bind(settings.address())
             .with_context(|| format!("cannot listen on {}", settings.address()))?;

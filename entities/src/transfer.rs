@@ -25,6 +25,10 @@ pub struct Model {
     pub created_at: ChronoDateTimeUtc,
     pub started_at: Option<ChronoDateTimeUtc>,
     pub stopped_at: Option<ChronoDateTimeUtc>,
+    /// Read in ranges of this integer column of the result (with `partitions`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub partition_column: Option<String>,
+    pub partitions: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_users_tokens_connections;
 mod m20261125_000002_transfers;
 mod m20261125_000003_queries;
+mod m20261126_000004_transfer_partitions;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_users_tokens_connections::Migration),
             Box::new(m20261125_000002_transfers::Migration),
             Box::new(m20261125_000003_queries::Migration),
+            Box::new(m20261126_000004_transfer_partitions::Migration),
         ]
     }
 }

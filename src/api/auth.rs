@@ -232,7 +232,10 @@ pub async fn require_auth(
         .app_data::<State>()
         .cloned()
         .ok_or_else(|| ApiError::internal("application state missing"))?;
-    if state.settings.api.public_docs && req.path() == "/api/v1/openapi.json" {
+    let api = &state.settings.api;
+    if (api.public_docs && req.path() == "/api/v1/openapi.json")
+        || (api.metrics_public && req.path() == "/metrics")
+    {
         return next.call(req).await;
     }
     let creds = credentials(req.request())?;

@@ -39,6 +39,8 @@ error_codes! {
     InvalidQueryParameter => (BAD_REQUEST, "invalid_query_parameter", "Invalid query parameter"),
     InvalidPathParameter => (BAD_REQUEST, "invalid_path_parameter", "Invalid path parameter"),
     UnknownConnection => (BAD_REQUEST, "unknown_connection", "Unknown connection"),
+    InvalidPartitions => (BAD_REQUEST, "invalid_partitions", "Invalid partitions"),
+    PartitioningIncomplete => (BAD_REQUEST, "partitioning_incomplete", "Partitioning incomplete"),
     UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type"),
     // 401 / 403
     AuthenticationRequired => (UNAUTHORIZED, "authentication_required", "Authentication required"),

@@ -1,6 +1,8 @@
-//! `/healthz` (the process answers) and `/readyz` (the metadata store answers and is migrated).
+//! The service routes: `/healthz` (the process answers), `/readyz` (the metadata store answers
+//! and is migrated) and `/metrics` (Prometheus text).
 
-use actix_web::{web, HttpResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -28,7 +30,29 @@ pub async fn readyz(state: State) -> Result<HttpResponse, ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    description = "Prometheus text format: jobs by kind and final status, running and queued jobs, rows written and bytes read, job durations, HTTP requests and latency by route template, open live-event streams. Open by default; with `api.metrics_public = false` it takes admin credentials like `/api/v1`.",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn metrics(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if !state.settings.api.metrics_public {
+        // Authenticated by `require_auth` around this route.
+        let caller = req.extensions().get::<super::auth::Caller>().cloned();
+        caller
+            .ok_or_else(|| ApiError::internal("/metrics is not behind authentication"))?
+            .require_admin()?;
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render()))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)));
+        .service(resource("/readyz").route(web::get().to(readyz)))
+        .service(
+            resource("/metrics")
+                .wrap(from_fn(super::auth::require_auth))
+                .route(web::get().to(metrics)),
+        );
 }

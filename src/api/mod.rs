@@ -3,7 +3,9 @@
 
 pub mod auth;
 pub mod connections;
+pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod openapi;
 pub mod pagination;
@@ -32,6 +34,10 @@ pub struct AppState {
     pub jobs: actix::Addr<crate::jobs::JobRegistry>,
     /// Live progress of running jobs.
     pub progress: crate::jobs::ProgressMap,
+    /// Job status changes (live events, job metrics).
+    pub events: crate::jobs::JobEvents,
+    /// This application's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }
 
 pub type State = web::Data<AppState>;
@@ -40,6 +46,7 @@ pub type State = web::Data<AppState>;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure)
         .configure(openapi::configure)
+        .configure(dashboard::configure)
         .service(
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(auth::require_auth))
@@ -48,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(connections::configure)
                 .configure(transfers::configure)
                 .configure(queries::configure)
+                .configure(events::configure)
                 .configure(openapi::configure_document),
         );
 }
@@ -166,8 +174,18 @@ where
         .map_err(ApiError::internal)?;
     match outcome {
         CancelOutcome::Dequeued | CancelOutcome::NotActive => {
-            if status == crate::store::transfers::QUEUED || outcome == CancelOutcome::Dequeued {
-                cancel_queued().await?;
+            if (status == crate::store::transfers::QUEUED || outcome == CancelOutcome::Dequeued)
+                && cancel_queued().await?
+            {
+                state.events.finished(
+                    job,
+                    crate::jobs::events::JobEnd {
+                        status: crate::store::transfers::CANCELLED,
+                        rows: 0,
+                        bytes_read: 0,
+                        duration: None,
+                    },
+                );
             }
         }
         CancelOutcome::Signalled => {

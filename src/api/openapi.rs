@@ -6,7 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{connections, error, health, queries, tokens, transfers, users};
+use super::{connections, error, events, health, queries, tokens, transfers, users};
 use crate::engine;
 
 #[derive(OpenApi)]
@@ -24,9 +24,10 @@ use crate::engine;
         connections::get_connection, connections::update_connection,
         connections::delete_connection, connections::test_connection, connections::list_tables,
         transfers::create_transfer, transfers::list_transfers, transfers::get_transfer,
-        transfers::cancel_transfer, transfers::delete_transfer,
+        transfers::cancel_transfer, transfers::delete_transfer, transfers::transfer_events,
         queries::create_query, queries::list_queries, queries::get_query, queries::get_result,
-        queries::cancel_query, queries::delete_query,
+        queries::cancel_query, queries::delete_query, queries::query_events,
+        events::all_events, health::metrics,
     ),
     components(schemas(
         error::ErrorBody, health::Health,
@@ -35,6 +36,7 @@ use crate::engine;
         connections::ConnectionView, connections::ConnectionInput, connections::ConnectionOptions,
         transfers::TransferView, transfers::CreateTransfer,
         queries::QueryView, queries::CreateQuery, queries::ColumnView,
+        crate::jobs::events::ProgressEvent,
         engine::TestResult, engine::SchemaInfo, engine::TableInfo, engine::ColumnInfo,
     )),
     modifiers(&Security),
@@ -45,7 +47,8 @@ use crate::engine;
         (name = "connections", description = "Databases to read from and write to"),
         (name = "queries", description = "SQL run on a connection as a job, its result kept"),
         (name = "transfers", description = "Query results moved into a table of another connection, as jobs"),
-        (name = "service", description = "Health and readiness (no credentials)"),
+        (name = "events", description = "Live events of every job (Server-Sent Events, admins)"),
+        (name = "service", description = "Health, readiness and metrics (no credentials unless configured)"),
     )
 )]
 pub struct ApiDoc;
@@ -77,7 +80,7 @@ pub fn document() -> &'static serde_json::Value {
         let mut doc =
             serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
         // The service routes take no credentials.
-        for path in ["/healthz", "/readyz"] {
+        for path in ["/healthz", "/readyz", "/metrics"] {
             if let Some(get) = doc.pointer_mut(&format!("/paths/{}/get", path.replace('/', "~1"))) {
                 get["security"] = serde_json::json!([]);
             }

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
-use super::transfers::{parse_statuses, IdInput, StatusQuery};
+use super::transfers::{parse_connection, parse_statuses, IdInput, StatusQuery};
 use super::{cancel_job, parse_id, resource, Body, State};
 use crate::jobs::messages::{JobId, Submit};
 use crate::store::queries::Query;
@@ -175,6 +175,7 @@ pub async fn list_queries(
     let filter = JobFilter {
         owner: (!caller.admin).then_some(caller.id),
         statuses: parse_statuses(status.status.as_deref())?,
+        connection: parse_connection(status.connection.as_deref())?,
     };
     let (rows, total) = state.store.list_queries(&filter, &page.params()).await?;
     let items: Vec<QueryView> = rows.into_iter().map(|q| view(&state, q)).collect();
@@ -342,6 +343,42 @@ pub async fn get_result(
         .json(objects))
 }
 
+/// A query as `GET /queries/{id}` answers it (live events read it again on each change).
+pub(crate) async fn resource_json(
+    state: &State,
+    id: i32,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    match state.store.get_query(id).await? {
+        Some(q) => Ok(Some(
+            serde_json::to_value(view(state, q)).map_err(ApiError::internal)?,
+        )),
+        None => Ok(None),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/queries/{id}/events", tag = "queries",
+    description = "Server-Sent Events of one query, as for transfers: `status` first and on every change, `progress` (rowsWritten = rows received so far) at most every 500 ms while running; the stream ends after a final status.",
+    params(("id" = i32, Path)),
+    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn query_events(
+    state: State,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    // Subscribed before reading, so that no change falls between the two.
+    let events = state.events.subscribe();
+    let query = visible(&state, &caller, id).await?;
+    let first = serde_json::to_value(view(&state, query)).map_err(ApiError::internal)?;
+    Ok(super::events::job_stream(
+        state.clone(),
+        JobId::Query(id),
+        events,
+        first,
+    ))
+}
+
 #[utoipa::path(patch, path = "/api/v1/cancel-query/{id}", tag = "queries",
     description = "Cancel a query (also `POST /api/v1/queries/{id}/cancel`): the statement is stopped on the server. A finished one: 409.",
     params(("id" = i32, Path)),
@@ -413,6 +450,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(delete_query)),
     )
     .service(resource("/queries/{id}/result").route(web::get().to(get_result)))
+    .service(resource("/queries/{id}/events").route(web::get().to(query_events)))
     .service(resource("/queries/{id}/cancel").route(web::post().to(cancel_query)))
     .service(resource("/cancel-query/{id}").route(web::patch().to(cancel_query)));
 }

@@ -38,6 +38,10 @@ pub struct TransferView {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub stopped_at: Option<DateTime<Utc>>,
+    /// The integer column the source is read in ranges of (null: one stream).
+    pub partition_column: Option<String>,
+    /// How many ranges are read in parallel (null: one stream).
+    pub partitions: Option<i32>,
 }
 
 fn view(state: &State, t: Transfer) -> TransferView {
@@ -65,6 +69,8 @@ fn view(state: &State, t: Transfer) -> TransferView {
         created_at: t.created_at,
         started_at: t.started_at,
         stopped_at: t.stopped_at,
+        partition_column: t.partition_column,
+        partitions: t.partitions,
     }
 }
 
@@ -109,6 +115,62 @@ pub struct CreateTransfer {
     /// Replace the target's rows (atomically) instead of appending.
     #[serde(default)]
     pub overwrite: bool,
+    /// An integer column of the query's result: the source is read in `partitions` ranges of
+    /// it, each over its own connection, into the one target transaction. With `partitions`.
+    #[schema(example = "id")]
+    pub partition_column: Option<String>,
+    /// How many ranges to read in parallel, 1 to 32 (1: one stream). With `partitionColumn`.
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 32, example = 4)]
+    pub partitions: Option<serde_json::Value>,
+}
+
+/// Check `partitionColumn` / `partitions`: both or neither, a count from 1 to 32.
+fn partitioning(
+    column: Option<String>,
+    partitions: Option<serde_json::Value>,
+) -> Result<(Option<String>, Option<i32>), ApiError> {
+    let max = crate::engine::partition::MAX_PARTITIONS;
+    let partitions = match partitions {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_i64()
+                .filter(|n| (1..=i64::from(max)).contains(n))
+                .ok_or_else(|| ApiError {
+                    field: Some("partitions".into()),
+                    ..ApiError::new(
+                        ErrorCode::InvalidPartitions,
+                        format!("partitions must be an integer from 1 to {max}; not {value}"),
+                    )
+                })? as i32,
+        ),
+    };
+    let column = column.filter(|c| !c.is_empty());
+    if let Some(c) = &column {
+        if c.contains('\0') || c.chars().count() > 63 {
+            return Err(ApiError::validation(
+                "partitionColumn",
+                "partitionColumn must be at most 63 characters, without NUL",
+            ));
+        }
+    }
+    match (&column, partitions) {
+        (Some(_), Some(_)) | (None, None) => Ok((column, partitions)),
+        (None, Some(_)) => Err(ApiError {
+            field: Some("partitionColumn".into()),
+            ..ApiError::new(
+                ErrorCode::PartitioningIncomplete,
+                "partitions needs partitionColumn: the integer column to split the query on",
+            )
+        }),
+        (Some(_), None) => Err(ApiError {
+            field: Some("partitions".into()),
+            ..ApiError::new(
+                ErrorCode::PartitioningIncomplete,
+                "partitionColumn needs partitions: how many ranges to read in parallel",
+            )
+        }),
+    }
 }
 
 fn not_found(id: i32) -> ApiError {
@@ -127,7 +189,7 @@ async fn visible(state: &State, caller: &Caller, id: i32) -> Result<Transfer, Ap
 }
 
 #[utoipa::path(post, path = "/api/v1/transfers", tag = "transfers",
-    description = "Queue a transfer. Checked before queueing: both connections exist, the query is not empty, a table is named.",
+    description = "Queue a transfer. Checked before queueing: both connections exist, the query is not empty, a table is named, `partitionColumn` and `partitions` (1 to 32) come together. Whether the partition column exists in the result and has an integer type is checked when the job starts (status `error` naming the column, before any row is written).",
     request_body = CreateTransfer,
     responses((status = 202, description = "Queued", body = TransferView, headers(("Location" = String))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -157,6 +219,7 @@ pub async fn create_transfer(
         ));
     }
     let target_schema = body.target_schema.filter(|s| !s.is_empty());
+    let (partition_column, partitions) = partitioning(body.partition_column, body.partitions)?;
     for (field, name) in [
         ("targetTable", Some(&target_table)),
         ("targetSchema", target_schema.as_ref()),
@@ -191,6 +254,8 @@ pub async fn create_transfer(
             target_table,
             overwrite: body.overwrite,
             created_by: caller.id,
+            partition_column,
+            partitions,
         })
         .await?;
     tracing::info!(
@@ -211,6 +276,27 @@ pub async fn create_transfer(
 pub struct StatusQuery {
     /// Only these statuses, comma-separated (e.g. `running,queued`).
     pub status: Option<String>,
+    /// Only jobs on this connection (a transfer's source or target; a query's connection).
+    #[param(value_type = Option<i32>)]
+    pub connection: Option<String>,
+}
+
+/// Parse `connection=<id>`.
+pub fn parse_connection(raw: Option<&str>) -> Result<Option<i32>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    raw.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidQueryParameter,
+                format!("`connection` must be a connection id (a positive integer); not {raw:?}"),
+            )
+        })
 }
 
 /// Parse `status=running,queued`.
@@ -235,7 +321,7 @@ pub fn parse_statuses(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/v1/transfers", tag = "transfers",
-    description = "Newest first by default. Non-admins see their own transfers.",
+    description = "Newest first by default. Non-admins see their own transfers. Filters: `status` (one or several), `connection` (as source or target).",
     params(PageQuery, StatusQuery),
     responses((status = 200, body = [TransferView], headers(("X-Total-Count" = u64), ("Link" = String))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -250,6 +336,7 @@ pub async fn list_transfers(
     let filter = crate::store::JobFilter {
         owner: (!caller.admin).then_some(caller.id),
         statuses: parse_statuses(status.status.as_deref())?,
+        connection: parse_connection(status.connection.as_deref())?,
     };
     let (rows, total) = state.store.list_transfers(&filter, &page.params()).await?;
     let items: Vec<TransferView> = rows.into_iter().map(|t| view(&state, t)).collect();
@@ -268,6 +355,42 @@ pub async fn get_transfer(
     let id = parse_id(&path)?;
     let transfer = visible(&state, &caller, id).await?;
     Ok(web::Json(view(&state, transfer)))
+}
+
+/// A transfer as `GET /transfers/{id}` answers it (live events read it again on each change).
+pub(crate) async fn resource_json(
+    state: &State,
+    id: i32,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    match state.store.get_transfer(id).await? {
+        Some(t) => Ok(Some(
+            serde_json::to_value(view(state, t)).map_err(ApiError::internal)?,
+        )),
+        None => Ok(None),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/transfers/{id}/events", tag = "transfers",
+    description = "Server-Sent Events of one transfer (who may GET it may follow it). First `status` with the transfer as GET answers it; then `progress` at most every 500 ms while running (data as in `ProgressEvent`) and `status` on every change. The stream ends after a final status (at once for a finished transfer). A `: keep-alive` comment every 15 s.",
+    params(("id" = i32, Path)),
+    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn transfer_events(
+    state: State,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    // Subscribed before reading, so that no change falls between the two.
+    let events = state.events.subscribe();
+    let transfer = visible(&state, &caller, id).await?;
+    let first = serde_json::to_value(view(&state, transfer)).map_err(ApiError::internal)?;
+    Ok(super::events::job_stream(
+        state.clone(),
+        JobId::Transfer(id),
+        events,
+        first,
+    ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/cancel-transfer/{id}", tag = "transfers",
@@ -340,6 +463,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get_transfer))
             .route(web::delete().to(delete_transfer)),
     )
+    .service(resource("/transfers/{id}/events").route(web::get().to(transfer_events)))
     .service(resource("/transfers/{id}/cancel").route(web::post().to(cancel_transfer)))
     .service(resource("/cancel-transfer/{id}").route(web::patch().to(cancel_transfer)));
 }

@@ -1,8 +1,9 @@
 //! What flows between a source and a sink: Arrow batches over a bounded channel, an explicit
 //! end marker, live progress counters, and the cancellation token both sides watch.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use tokio::sync::mpsc;
@@ -17,8 +18,10 @@ pub const CHANNEL_BATCHES: usize = 3;
 
 /// Default rows per batch (setting `jobs.batch_rows`).
 pub const DEFAULT_BATCH_ROWS: usize = 65_536;
-/// A batch is also cut when its values pass this many bytes (large text/binary rows).
-pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// A batch is also cut when its values pass this many bytes (wide rows). With
+/// `CHANNEL_BATCHES` in the channel, one being filled and one being written, this keeps a
+/// transfer's memory near 50 MB whatever the row width (measured in bench/RESULTS.md).
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// One item on the channel. The sink commits only after `End`: a channel that closes without
 /// it means the source failed or was cancelled, and the sink rolls back.
@@ -29,11 +32,24 @@ pub enum Message {
 }
 
 /// Live counters of one transfer, read by the API while it runs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Progress {
     pub rows_read: AtomicU64,
     pub rows_written: AtomicU64,
     pub bytes_read: AtomicU64,
+    /// When the job started (kept across retried attempts), for rates and elapsed time.
+    pub started: Instant,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            rows_read: AtomicU64::new(0),
+            rows_written: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
 }
 
 impl Progress {
@@ -68,9 +84,28 @@ pub struct SourceContext {
     pub cancel: CancellationToken,
     pub progress: Arc<Progress>,
     pub batch_rows: usize,
+    /// Sources still writing into `tx` (the partitions of one transfer share the channel); the
+    /// last one to finish sends `End`.
+    pub writers: Arc<AtomicUsize>,
 }
 
 impl SourceContext {
+    /// The context of the only source writing into `tx`.
+    pub fn new(
+        tx: mpsc::Sender<Message>,
+        cancel: CancellationToken,
+        progress: Arc<Progress>,
+        batch_rows: usize,
+    ) -> Self {
+        Self {
+            tx,
+            cancel,
+            progress,
+            batch_rows,
+            writers: Arc::new(AtomicUsize::new(1)),
+        }
+    }
+
     /// Hand a batch to the sink; waits while the channel is full (back-pressure).
     /// Fails with `Cancelled` when the job is cancelled or the sink has gone.
     pub async fn send(&self, batch: RecordBatch, bytes: u64) -> Result<(), EngineError> {
@@ -82,8 +117,12 @@ impl SourceContext {
         }
     }
 
-    /// Tell the sink that every row has been sent.
+    /// Tell the sink that every row has been sent: only once every source sharing the
+    /// channel has finished, so the sink commits after the last partition's last batch.
     pub async fn finish(&self) -> Result<(), EngineError> {
+        if self.writers.fetch_sub(1, Ordering::AcqRel) > 1 {
+            return Ok(());
+        }
         self.tx
             .send(Message::End)
             .await

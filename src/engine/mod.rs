@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod mysql;
+pub mod partition;
 pub mod pipeline;
 pub mod postgres;
 pub mod query;

@@ -1,12 +1,15 @@
 //! One transfer: open the source, learn its columns, then run source and sink side by side
 //! over a bounded channel, each on the engine runtime's threads, under one cancellation token.
+//! A partitioned transfer runs several sources (see `partition`) into the same channel.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{Message, Progress, SinkContext, SourceContext, TargetTable, CHANNEL_BATCHES};
+use super::partition::{self, Partitioning};
 use super::types::Column;
 use super::{mysql, postgres, sqlite, ConnectSpec, DbKind, EngineError};
 
@@ -18,6 +21,8 @@ pub struct TransferRequest {
     pub query: String,
     pub target_table: TargetTable,
     pub batch_rows: usize,
+    /// Read the query in ranges of an integer column over parallel connections.
+    pub partitioning: Option<Partitioning>,
 }
 
 /// An opened source: its columns are known, no row has been read yet.
@@ -51,6 +56,15 @@ impl Source {
         }
     }
 
+    /// Produce batches of `columns` (see `partition::conform` for what must agree first).
+    pub(crate) fn set_columns(&mut self, columns: Vec<Column>) {
+        match self {
+            Self::Postgres(s) => s.set_columns(columns),
+            Self::MySql(s) => s.set_columns(columns),
+            Self::Sqlite(s) => s.set_columns(columns),
+        }
+    }
+
     /// Stream every row into `ctx.tx`, then `End`.
     ///
     /// # Cancel safety
@@ -77,7 +91,7 @@ pub async fn run_sink(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, Engin
     }
 }
 
-fn check_columns(columns: &[Column]) -> Result<(), EngineError> {
+pub(crate) fn check_columns(columns: &[Column]) -> Result<(), EngineError> {
     if columns.is_empty() {
         return Err(EngineError::Schema(
             "the query returns no columns; a transfer needs a query that returns rows".into(),
@@ -100,12 +114,14 @@ fn check_columns(columns: &[Column]) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// Run one transfer to its end. Returns the rows written.
-pub async fn run_transfer(
-    request: TransferRequest,
-    progress: Arc<Progress>,
-    cancel: CancellationToken,
-) -> Result<u64, EngineError> {
+/// The transfer's sources (one, or one per partition) and the columns the sink writes.
+async fn open_sources(
+    request: &TransferRequest,
+    cancel: &CancellationToken,
+) -> Result<(Vec<Source>, Vec<Column>), EngineError> {
+    if let Some(partitioning) = request.partitioning.as_ref().filter(|p| p.partitions > 1) {
+        return partition::open(request, partitioning, cancel).await;
+    }
     let source = tokio::select! {
         biased;
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
@@ -113,16 +129,52 @@ pub async fn run_transfer(
     };
     let columns = source.columns().to_vec();
     check_columns(&columns)?;
+    Ok((vec![source], columns))
+}
 
-    // Either side failing stops the other at once.
+/// The error to report: the first that is not a mere consequence of another's cancellation.
+fn first_cause(current: Option<EngineError>, next: EngineError) -> EngineError {
+    match current {
+        None | Some(EngineError::Cancelled) => next,
+        Some(cause) => cause,
+    }
+}
+
+/// Run one transfer to its end. Returns the rows written.
+pub async fn run_transfer(
+    request: TransferRequest,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<u64, EngineError> {
+    let (sources, columns) = open_sources(&request, &cancel).await?;
+
+    // Any side failing stops the others at once.
     let inner = cancel.child_token();
     let (tx, rx) = mpsc::channel::<Message>(CHANNEL_BATCHES);
-    let source_ctx = SourceContext {
-        tx,
-        cancel: inner.clone(),
-        progress: progress.clone(),
-        batch_rows: request.batch_rows.max(1),
-    };
+    let writers = Arc::new(AtomicUsize::new(sources.len()));
+    let batch_rows = partition::batch_rows(request.batch_rows, sources.len());
+    let source_tasks: Vec<_> = sources
+        .into_iter()
+        .map(|source| {
+            let ctx = SourceContext {
+                tx: tx.clone(),
+                cancel: inner.clone(),
+                progress: progress.clone(),
+                batch_rows,
+                writers: writers.clone(),
+            };
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let result = source.run(ctx).await;
+                if result.is_err() {
+                    inner.cancel();
+                }
+                result
+            })
+        })
+        .collect();
+    // The sink sees the channel close if every source stops without `End`.
+    drop(tx);
     let sink_ctx = SinkContext {
         rx,
         cancel: inner.clone(),
@@ -130,16 +182,6 @@ pub async fn run_transfer(
         columns,
         target: request.target_table.clone(),
     };
-    let source_task = tokio::spawn({
-        let inner = inner.clone();
-        async move {
-            let result = source.run(source_ctx).await;
-            if result.is_err() {
-                inner.cancel();
-            }
-            result
-        }
-    });
     let target = request.target.clone();
     let sink_task = tokio::spawn({
         let inner = inner.clone();
@@ -151,9 +193,15 @@ pub async fn run_transfer(
             result
         }
     });
-    let source_result = source_task
-        .await
-        .unwrap_or_else(|e| Err(EngineError::Internal(format!("source task: {e}"))));
+    let mut failure = None;
+    for task in source_tasks {
+        let result = task
+            .await
+            .unwrap_or_else(|e| Err(EngineError::Internal(format!("source task: {e}"))));
+        if let Err(e) = result {
+            failure = Some(first_cause(failure, e));
+        }
+    }
     let sink_result = sink_task
         .await
         .unwrap_or_else(|e| Err(EngineError::Internal(format!("sink task: {e}"))));
@@ -161,11 +209,11 @@ pub async fn run_transfer(
     if cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
-    match (source_result, sink_result) {
-        (Ok(()), Ok(rows)) => Ok(rows),
-        // The side that failed first holds the cause; the other only saw the cancellation.
-        (Err(e), _) if !matches!(e, EngineError::Cancelled) => Err(e),
-        (_, Err(e)) if !matches!(e, EngineError::Cancelled) => Err(e),
-        (Err(e), _) | (_, Err(e)) => Err(e),
+    // A source's error holds the cause before the sink's (the sink then only saw the
+    // cancellation), as does a failing partition's before its cancelled siblings'.
+    match (failure, sink_result) {
+        (None, Ok(rows)) => Ok(rows),
+        (failure, Err(e)) => Err(first_cause(failure, e)),
+        (Some(e), Ok(_)) => Err(e),
     }
 }

@@ -81,16 +81,16 @@ pub async fn run_query(
     let columns: Vec<Column> = source.columns().to_vec();
     let inner = cancel.child_token();
     let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL_BATCHES);
-    let ctx = SourceContext {
+    let ctx = SourceContext::new(
         tx,
-        cancel: inner.clone(),
-        progress: progress.clone(),
+        inner.clone(),
+        progress.clone(),
         // Read no further than needed to know whether the limit is passed.
-        batch_rows: limits
+        limits
             .batch_rows
             .min(limits.max_rows.saturating_add(1) as usize)
             .max(1),
-    };
+    );
     let reader = tokio::spawn(source.run(ctx));
     let mut output = QueryOutput {
         columns: columns.iter().map(result_column).collect(),

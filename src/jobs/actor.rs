@@ -10,6 +10,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio_util::sync::CancellationToken;
 
+use super::events::JobEnd;
 use super::messages::{Finished, JobId};
 use super::{query, transfer, JobDeps};
 use crate::engine::batch::Progress;
@@ -113,6 +114,16 @@ impl JobActor {
             Some(e) => tracing::warn!(?job, status, error = %e, "Job ended."),
             None => tracing::info!(?job, status, "Job ended."),
         }
+        let end = JobEnd {
+            status,
+            rows: match &done {
+                Some(Outcome::Transferred(rows)) => *rows,
+                Some(Outcome::Queried(output)) => output.rows.len() as u64,
+                _ => 0,
+            },
+            bytes_read: self.progress.bytes_read(),
+            duration: Some(self.progress.started.elapsed()),
+        };
         let conclusion = Conclusion {
             status,
             error,
@@ -129,6 +140,7 @@ impl JobActor {
                 if let Err(e) = saved {
                     tracing::error!(?job, error = %e, "Could not save the final status.");
                 }
+                deps.events.finished(job, end);
                 registry.do_send(Finished(job));
             }
             .into_actor(self),

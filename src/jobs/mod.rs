@@ -3,6 +3,7 @@
 //! status.
 
 pub mod actor;
+pub mod events;
 pub mod messages;
 pub mod progress;
 pub mod query;
@@ -15,7 +16,9 @@ use std::sync::{Arc, OnceLock};
 use crate::secrets::MasterKey;
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
+pub use events::JobEvents;
 pub use messages::JobId;
 pub use progress::ProgressMap;
 pub use registry::JobRegistry;
@@ -27,6 +30,9 @@ pub struct JobDeps {
     pub key: MasterKey,
     pub settings: Arc<Settings>,
     pub progress: ProgressMap,
+    /// Status changes, to live-event streams and metrics.
+    pub events: JobEvents,
+    pub metrics: Arc<Metrics>,
     /// Set while the service shuts down: cancelled jobs then keep their `running` status and
     /// are resumed at the next start instead of being marked `cancelled`.
     pub shutting_down: Arc<AtomicBool>,
@@ -34,11 +40,14 @@ pub struct JobDeps {
 
 impl JobDeps {
     pub fn new(store: Store, key: MasterKey, settings: Arc<Settings>) -> Self {
+        let metrics = Metrics::new();
         Self {
             store,
             key,
             settings,
             progress: progress::new_map(),
+            events: JobEvents::new(metrics.clone()),
+            metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }

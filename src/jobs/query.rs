@@ -31,6 +31,8 @@ pub(crate) async fn attempt(
     if let Err(e) = deps.store.mark_query_running(id, attempts).await {
         return Outcome::Failed(EngineError::Internal(format!("metadata store: {e}")));
     }
+    deps.events
+        .publish(super::JobId::Query(id), super::events::Change::Started);
     let spec = match load_connection(&deps, query.connection_id, "the").await {
         Ok(s) => s,
         Err(why) => return Outcome::Unrunnable(why),

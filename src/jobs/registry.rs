@@ -10,6 +10,7 @@ use actix::Supervisor;
 use tokio_util::sync::CancellationToken;
 
 use super::actor::JobActor;
+use super::events::Change;
 use super::messages::{Cancel, CancelOutcome, Finished, GetLoad, JobId, Load, Shutdown, Submit};
 use super::JobDeps;
 use crate::engine::batch::Progress;
@@ -37,7 +38,32 @@ impl JobRegistry {
         }
     }
 
+    /// Queue a job and announce it.
+    fn enqueue(&mut self, job: JobId) {
+        if !self.queue.contains(&job) && !self.running.contains_key(&job) {
+            self.queue.push_back(job);
+            self.deps.events.publish(job, Change::Queued);
+        }
+    }
+
+    /// Jobs running and queued, by kind (transfer, query), to the gauges.
+    fn report_load(&self) {
+        let slot = |job: &JobId| match job {
+            JobId::Transfer(_) => 0,
+            JobId::Query(_) => 1,
+        };
+        let (mut running, mut queued) = ([0; 2], [0; 2]);
+        self.running.keys().for_each(|j| running[slot(j)] += 1);
+        self.queue.iter().for_each(|j| queued[slot(j)] += 1);
+        self.deps.events.load(running, queued);
+    }
+
     fn try_start(&mut self, ctx: &mut Context<Self>) {
+        self.start_free_slots(ctx);
+        self.report_load();
+    }
+
+    fn start_free_slots(&mut self, ctx: &mut Context<Self>) {
         if self.deps.is_shutting_down() {
             return;
         }
@@ -92,9 +118,7 @@ impl Actor for JobRegistry {
                         tracing::info!(jobs = jobs.len(), "Resuming unfinished jobs.");
                     }
                     for (_, job) in jobs {
-                        if !act.queue.contains(&job) && !act.running.contains_key(&job) {
-                            act.queue.push_back(job);
-                        }
+                        act.enqueue(job);
                     }
                     act.try_start(ctx);
                 }
@@ -108,6 +132,7 @@ impl Actor for JobRegistry {
             running.cancel.cancel();
         }
         self.arbiter.stop();
+        self.deps.events.load([0; 2], [0; 2]);
     }
 }
 
@@ -115,9 +140,7 @@ impl Handler<Submit> for JobRegistry {
     type Result = ();
 
     fn handle(&mut self, msg: Submit, ctx: &mut Self::Context) {
-        if !self.queue.contains(&msg.0) && !self.running.contains_key(&msg.0) {
-            self.queue.push_back(msg.0);
-        }
+        self.enqueue(msg.0);
         self.try_start(ctx);
     }
 }
@@ -128,6 +151,7 @@ impl Handler<Cancel> for JobRegistry {
     fn handle(&mut self, msg: Cancel, _ctx: &mut Self::Context) -> CancelOutcome {
         if let Some(position) = self.queue.iter().position(|j| *j == msg.0) {
             self.queue.remove(position);
+            self.report_load();
             return CancelOutcome::Dequeued;
         }
         match self.running.get(&msg.0) {
@@ -170,6 +194,7 @@ impl Handler<Shutdown> for JobRegistry {
             .shutting_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.queue.clear();
+        self.report_load();
         for running in self.running.values() {
             running.cancel.cancel();
         }

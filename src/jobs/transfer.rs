@@ -10,6 +10,7 @@ use super::actor::{on_engine, Conclusion, Outcome};
 use super::JobDeps;
 use crate::api::connections::connect_spec;
 use crate::engine::batch::{Progress, TargetTable};
+use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
 use crate::engine::{ConnectSpec, EngineError};
 
@@ -47,6 +48,8 @@ pub(crate) async fn attempt(
     if let Err(e) = deps.store.mark_transfer_running(id, attempts).await {
         return Outcome::Failed(EngineError::Internal(format!("metadata store: {e}")));
     }
+    deps.events
+        .publish(super::JobId::Transfer(id), super::events::Change::Started);
     let source = match load_connection(&deps, transfer.source_id, "source").await {
         Ok(s) => s,
         Err(why) => return Outcome::Unrunnable(why),
@@ -65,6 +68,14 @@ pub(crate) async fn attempt(
             overwrite: transfer.overwrite,
         },
         batch_rows: deps.settings.jobs.batch_rows,
+        partitioning: transfer
+            .partition_column
+            .clone()
+            .zip(transfer.partitions)
+            .map(|(column, partitions)| Partitioning {
+                column,
+                partitions: partitions.max(1) as u32,
+            }),
     };
     let span = tracing::info_span!("transfer", transfer_id = id, attempt = attempts);
     let work = {

@@ -32,6 +32,8 @@ pub struct JobFilter {
     pub owner: Option<i32>,
     /// Only these statuses.
     pub statuses: Vec<String>,
+    /// Only jobs touching this connection (a transfer's source or target; a query's connection).
+    pub connection: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -65,6 +65,9 @@ impl Store {
         if !filter.statuses.is_empty() {
             select = select.filter(query::Column::Status.is_in(filter.statuses.clone()));
         }
+        if let Some(connection) = filter.connection {
+            select = select.filter(query::Column::ConnectionId.eq(connection));
+        }
         let total = select.clone().count(self.db()).await?;
         let rows = order(select, params, query::Column::Id, query::Column::CreatedAt)
             .all(self.db())

@@ -4,7 +4,8 @@ use chrono::Utc;
 use entities::transfer;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set,
 };
 
 use super::{order, JobFilter, ListParams, Store};
@@ -33,6 +34,8 @@ pub struct NewTransfer {
     pub target_table: String,
     pub overwrite: bool,
     pub created_by: i32,
+    pub partition_column: Option<String>,
+    pub partitions: Option<i32>,
 }
 
 impl Store {
@@ -53,6 +56,8 @@ impl Store {
             created_at: Set(Utc::now()),
             started_at: Set(None),
             stopped_at: Set(None),
+            partition_column: Set(new.partition_column),
+            partitions: Set(new.partitions),
             ..Default::default()
         }
         .insert(self.db())
@@ -70,6 +75,13 @@ impl Store {
         }
         if !filter.statuses.is_empty() {
             select = select.filter(transfer::Column::Status.is_in(filter.statuses.clone()));
+        }
+        if let Some(connection) = filter.connection {
+            select = select.filter(
+                Condition::any()
+                    .add(transfer::Column::SourceId.eq(connection))
+                    .add(transfer::Column::TargetId.eq(connection)),
+            );
         }
         let total = select.clone().count(self.db()).await?;
         let rows = order(

@@ -886,6 +886,7 @@ async fn cancel_after_a_second(select_list: &str, from: &str) {
             overwrite: false,
         },
         batch_rows: 10_000,
+        partitioning: None,
     };
     let progress = Arc::new(Progress::default());
     let task = tokio::spawn(run_transfer(request, progress.clone(), cancel.clone()));

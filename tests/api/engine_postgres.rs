@@ -725,6 +725,7 @@ async fn cancelling_a_long_read_stops_the_query_on_the_server_and_writes_nothing
                 overwrite,
             },
             batch_rows: 10_000,
+            partitioning: None,
         };
         let task = tokio::spawn(run_transfer(request, progress.clone(), cancel.clone()));
         // About a second in, once rows are flowing (the machine may be busy).
@@ -1021,6 +1022,7 @@ async fn a_million_rows_copy_between_postgresql_tables_with_identical_values() {
             overwrite: false,
         },
         batch_rows: 65_536,
+        partitioning: None,
     };
     let rows = run_transfer(
         request,

@@ -968,6 +968,7 @@ async fn cancelled_transfer(
             overwrite,
         },
         batch_rows: 10_000,
+        partitioning: None,
     };
     let cancel = CancellationToken::new();
     let progress = Arc::new(Progress::default());

@@ -346,6 +346,7 @@ pub async fn engine_transfer(
             overwrite,
         },
         batch_rows: 1000,
+        partitioning: None,
     };
     run_transfer(
         request,

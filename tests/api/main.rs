@@ -4,13 +4,17 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod browser;
 mod cli;
 mod config;
 mod connections;
 mod engine_mysql;
 mod engine_postgres;
 mod engine_sqlite;
+mod events;
+mod metrics;
 mod pairs;
+mod partitions;
 mod queries;
 mod service;
 mod tokens;

@@ -418,3 +418,52 @@ async fn a_query_is_private_to_its_owner_and_deleting_it_removes_its_result() {
         .unwrap();
     assert_error(gone, StatusCode::NOT_FOUND, "query_not_found").await;
 }
+
+#[actix_web::test]
+async fn the_connection_filter_lists_the_queries_run_on_that_connection() {
+    let app = spawn_app().await;
+    let name = unique_name("qfilter");
+    let a = app
+        .create_connection(pg_connection(&format!("a-{name}"), "test"))
+        .await;
+    let b = app
+        .create_connection(pg_connection(&format!("b-{name}"), "test"))
+        .await;
+    let mut ids = Vec::new();
+    for connection in [&a, &b, &a] {
+        let (done, _) = app.run_query(connection, "SELECT 1 AS one").await;
+        ids.push(done["id"].as_i64().unwrap());
+    }
+    let listed = |path: String| {
+        let app = &app;
+        async move {
+            let response = app.admin(Method::GET, &path).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            let list: Vec<Value> = response.json().await.unwrap();
+            list.iter()
+                .map(|q| q["id"].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(format!("/api/v1/queries?connection={}&sort=id", a["id"])).await,
+        vec![ids[0], ids[2]]
+    );
+    assert_eq!(
+        listed(format!(
+            "/api/v1/queries?connection={}&status=complete",
+            b["id"]
+        ))
+        .await,
+        vec![ids[1]]
+    );
+    assert!(listed("/api/v1/queries?connection=9999".into())
+        .await
+        .is_empty());
+    let bad = app
+        .admin(Method::GET, "/api/v1/queries?connection=first")
+        .send()
+        .await
+        .unwrap();
+    assert_error(bad, StatusCode::BAD_REQUEST, "invalid_query_parameter").await;
+}

@@ -589,3 +589,85 @@ async fn users_see_and_steer_only_their_own_transfers() {
         .unwrap();
     assert_eq!(all.len(), 1);
 }
+
+/// The ids of the transfers (or queries) a list answers, in its order.
+async fn listed_ids(app: &crate::helpers::TestApp, path: &str) -> Vec<i64> {
+    let response = app.admin(Method::GET, path).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    let list: Vec<Value> = response.json().await.unwrap();
+    list.iter().map(|t| t["id"].as_i64().unwrap()).collect()
+}
+
+#[actix_web::test]
+async fn the_connection_filter_lists_transfers_reading_or_writing_that_connection() {
+    let app = spawn_app().await;
+    let (schema, a) = pg_schema_and_connection(&app, "connfilter").await;
+    let b = app
+        .create_connection(pg_connection(&format!("b-{schema}"), "test"))
+        .await;
+    let c = app
+        .create_connection(pg_connection(&format!("c-{schema}"), "test"))
+        .await;
+    let mut ids = Vec::new();
+    for (i, (source, target)) in [(&a, &b), (&b, &c), (&c, &c)].into_iter().enumerate() {
+        let t = app
+            .submit_transfer(json!({
+                "sourceId": source["id"], "targetId": target["id"],
+                "query": "SELECT 1 AS x", "targetSchema": schema, "targetTable": format!("t{i}")
+            }))
+            .await;
+        let done = app.wait_transfer(&t["id"], 30).await;
+        assert_eq!(done["status"], "complete", "{done}");
+        ids.push(t["id"].as_i64().unwrap());
+    }
+    let (a, b, c) = (&a["id"], &b["id"], &c["id"]);
+    assert_eq!(
+        listed_ids(&app, &format!("/api/v1/transfers?connection={a}")).await,
+        vec![ids[0]]
+    );
+    assert_eq!(
+        listed_ids(&app, &format!("/api/v1/transfers?connection={b}&sort=id")).await,
+        vec![ids[0], ids[1]]
+    );
+    assert_eq!(
+        listed_ids(&app, &format!("/api/v1/transfers?connection={c}&sort=id")).await,
+        vec![ids[1], ids[2]]
+    );
+    // With the status filter, and with a connection nothing used.
+    assert_eq!(
+        listed_ids(
+            &app,
+            &format!("/api/v1/transfers?connection={c}&status=complete&sort=id")
+        )
+        .await,
+        vec![ids[1], ids[2]]
+    );
+    assert!(listed_ids(
+        &app,
+        &format!("/api/v1/transfers?connection={c}&status=error")
+    )
+    .await
+    .is_empty());
+    assert!(listed_ids(&app, "/api/v1/transfers?connection=9999")
+        .await
+        .is_empty());
+    let total = app
+        .admin(Method::GET, &format!("/api/v1/transfers?connection={b}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(total.headers()["x-total-count"], "2");
+    for bad in ["abc", "0", "-3", "1.5", ""] {
+        let response = app
+            .admin(Method::GET, &format!("/api/v1/transfers?connection={bad}"))
+            .send()
+            .await
+            .unwrap();
+        let error =
+            assert_error(response, StatusCode::BAD_REQUEST, "invalid_query_parameter").await;
+        assert!(
+            error["detail"].as_str().unwrap().contains("connection"),
+            "{error}"
+        );
+    }
+}

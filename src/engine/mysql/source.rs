@@ -133,6 +133,12 @@ impl MySource {
         &self.columns
     }
 
+    /// Read the result into `columns` (each value is converted to its column's logical type
+    /// exactly, or the transfer fails naming the column and row).
+    pub fn set_columns(&mut self, columns: Vec<Column>) {
+        self.columns = columns;
+    }
+
     /// Stream every row into `ctx.tx`, then `End`.
     ///
     /// # Cancel safety

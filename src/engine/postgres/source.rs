@@ -409,6 +409,12 @@ impl PgSource {
         &self.columns
     }
 
+    /// Describe the result with `columns` (same types, as the caller has checked: the
+    /// decoders stay those of this source's own description).
+    pub fn set_columns(&mut self, columns: Vec<Column>) {
+        self.columns = columns;
+    }
+
     /// Stream every row to the sink, then `End`.
     ///
     /// # Cancel safety
@@ -561,8 +567,24 @@ enum Builder {
     Uuid(FixedSizeBinaryBuilder),
 }
 
+/// Bytes of variable-length values in a finished text or binary array.
+fn value_bytes(array: &ArrayRef) -> usize {
+    use arrow_array::cast::AsArray;
+    match array.data_type() {
+        arrow_schema::DataType::Utf8 => array.as_string::<i32>().values().len(),
+        arrow_schema::DataType::Binary => array.as_binary::<i32>().values().len(),
+        _ => 0,
+    }
+}
+
 impl Builder {
     fn new(decode: Decode, rows: usize) -> Self {
+        Self::with_data(decode, rows, rows * 8)
+    }
+
+    /// A builder for `rows` values, with room for `data` bytes of text or binary values.
+    fn with_data(decode: Decode, rows: usize, data: usize) -> Self {
+        let data = data.max(rows * 8);
         match decode {
             Decode::Bool => Self::Bool(BooleanBuilder::with_capacity(rows)),
             Decode::I16 => Self::I16(Int16Builder::with_capacity(rows)),
@@ -579,8 +601,8 @@ impl Builder {
             | Decode::Text
             | Decode::Jsonb
             | Decode::IntervalIso
-            | Decode::ArrayJson => Self::Str(StringBuilder::with_capacity(rows, rows * 8)),
-            Decode::Bytes => Self::Bin(BinaryBuilder::with_capacity(rows, rows * 8)),
+            | Decode::ArrayJson => Self::Str(StringBuilder::with_capacity(rows, data)),
+            Decode::Bytes => Self::Bin(BinaryBuilder::with_capacity(rows, data)),
             Decode::Date => Self::Date(Date32Builder::with_capacity(rows)),
             Decode::Time => Self::Time(Time64MicrosecondBuilder::with_capacity(rows)),
             Decode::Timestamp => Self::Ts(TimestampMicrosecondBuilder::with_capacity(rows)),
@@ -777,10 +799,17 @@ impl Decoder {
     }
 
     fn take_batch(&mut self) -> Result<(RecordBatch, u64), EngineError> {
+        // Arrow's `finish` leaves a builder with no capacity; give each the room the batch
+        // just taken needed, so the next one is filled without regrowing (memmove, page faults).
+        let rows = self.batch_rows.min(65_536);
         let arrays: Vec<ArrayRef> = self
             .columns
             .iter_mut()
-            .map(|c| c.builder.finish())
+            .map(|c| {
+                let array = c.builder.finish();
+                c.builder = Builder::with_data(c.decode, rows, value_bytes(&array));
+                array
+            })
             .collect();
         let batch = RecordBatch::try_new(self.schema.clone(), arrays)
             .map_err(|e| EngineError::Internal(format!("building a batch: {e}")))?;

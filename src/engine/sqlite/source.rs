@@ -35,7 +35,7 @@ const CANCEL_CHECK_ROWS: u64 = 256;
 
 pub struct SqliteSource {
     columns: Vec<Column>,
-    go: oneshot::Sender<SourceContext>,
+    go: oneshot::Sender<(SourceContext, Vec<Column>)>,
     worker: JoinHandle<Result<(), EngineError>>,
     interrupt: InterruptHandle,
 }
@@ -106,6 +106,13 @@ impl SqliteSource {
         &self.columns
     }
 
+    /// Read the result into `columns` rather than the types this source inferred (a
+    /// partition's first row may type an expression column differently from the whole
+    /// query's); each value is converted exactly or the transfer fails naming it.
+    pub fn set_columns(&mut self, columns: Vec<Column>) {
+        self.columns = columns;
+    }
+
     pub async fn run(self, ctx: SourceContext) -> Result<(), EngineError> {
         // A step that runs long (a big sort, a huge join) is stopped by interrupting it.
         let finished = CancellationToken::new();
@@ -120,7 +127,7 @@ impl SqliteSource {
                 }
             }
         });
-        let _ = self.go.send(ctx);
+        let _ = self.go.send((ctx, self.columns));
         let result = self
             .worker
             .await
@@ -150,7 +157,7 @@ fn read(
     conn: Connection,
     query: &str,
     described: oneshot::Sender<Vec<Column>>,
-    go: oneshot::Receiver<SourceContext>,
+    go: oneshot::Receiver<(SourceContext, Vec<Column>)>,
     runtime: Handle,
 ) -> Result<(), EngineError> {
     let mut stmt = conn.prepare(query).map_err(|e| source_error(&e))?;
@@ -201,10 +208,10 @@ fn read(
         })
         .collect();
 
-    if described.send(columns.clone()).is_err() {
+    if described.send(columns).is_err() {
         return Ok(()); // the open was abandoned
     }
-    let Ok(ctx) = go.blocking_recv() else {
+    let Ok((ctx, columns)) = go.blocking_recv() else {
         return Ok(()); // the source was dropped without running
     };
 

@@ -1,0 +1,247 @@
+//! Live events as Server-Sent Events: one job's status and progress
+//! (`/transfers/{id}/events`, `/queries/{id}/events`, handled next to each resource) and the
+//! admins' stream of every job (`/events`).
+//!
+//! A stream is polled only when its client can take more bytes, so a slow client simply
+//! samples less often: status changes wait in its subscription (a lagging one re-reads the job)
+//! and progress is read from the live map when the stream is polled, never queued. When the
+//! client goes away, actix drops the stream and with it the subscription.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::web::{self, Bytes};
+use actix_web::HttpResponse;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
+
+use super::auth::Admin;
+use super::error::{ApiError, ErrorBody};
+use super::{queries, resource, transfers, State};
+use crate::jobs::events::{Change, ProgressEvent, Subscription};
+use crate::jobs::JobId;
+use crate::store::transfers::{is_final, RUNNING};
+
+/// Progress events are at most this frequent, per job and stream.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// A comment line this often keeps proxies and clients from timing the stream out.
+pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
+
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// One message: `event: <name>` and its data as one line of JSON.
+fn frame(event: &str, data: &impl Serialize) -> Bytes {
+    let data = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+fn ticker(period: Duration) -> Interval {
+    let mut ticker = interval_at(Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// The job as its GET answers it; `None` once deleted.
+async fn job_json(state: &State, job: JobId) -> Result<Option<Value>, ApiError> {
+    match job {
+        JobId::Transfer(id) => transfers::resource_json(state, id).await,
+        JobId::Query(id) => queries::resource_json(state, id).await,
+    }
+}
+
+fn status_of(job: &Value) -> &str {
+    job["status"].as_str().unwrap_or_default()
+}
+
+/// A `text/event-stream` response reading frames from `next` until it returns `None`.
+fn event_stream<S, F, Fut>(state: S, next: F) -> HttpResponse
+where
+    S: 'static,
+    F: FnMut(S) -> Fut + 'static,
+    Fut: std::future::Future<Output = Option<(Bytes, S)>> + 'static,
+{
+    let mut next = next;
+    let stream = futures_util::stream::unfold(state, move |s| {
+        let step = next(s);
+        async move { step.await.map(|(bytes, s)| (Ok::<_, Infallible>(bytes), s)) }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        // Reverse proxies (nginx) would otherwise buffer the stream.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream)
+}
+
+/// One job's stream.
+struct JobStream {
+    state: State,
+    job: JobId,
+    events: Subscription,
+    /// The resource as read at connect, sent first.
+    first: Option<Value>,
+    /// The last status sent.
+    status: String,
+    progress: Interval,
+    keep_alive: Interval,
+    done: bool,
+}
+
+impl JobStream {
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(self.status_frame(first));
+        }
+        while !self.done {
+            tokio::select! {
+                biased;
+                received = self.events.recv() => match received {
+                    Ok(event) if event.job != self.job => {}
+                    // Its own change, or changes were missed: read the job again.
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        if let Some(frame) = self.refresh().await {
+                            return Some(frame);
+                        }
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.progress.tick() => {
+                    if self.status == RUNNING {
+                        let live = self.state.progress.get(&self.job).map(|p| p.clone());
+                        if let Some(progress) = live {
+                            let event = ProgressEvent::read(self.job, &progress);
+                            return Some(frame("progress", &event));
+                        }
+                    }
+                }
+                _ = self.keep_alive.tick() => return Some(Bytes::from_static(KEEP_ALIVE)),
+            }
+        }
+        None
+    }
+
+    fn status_frame(&mut self, job: Value) -> Bytes {
+        self.status = status_of(&job).to_string();
+        self.done = is_final(&self.status);
+        frame("status", &job)
+    }
+
+    /// A `status` frame if the stored status differs from the last one sent.
+    async fn refresh(&mut self) -> Option<Bytes> {
+        match job_json(&self.state, self.job).await {
+            Ok(Some(job)) if status_of(&job) != self.status => Some(self.status_frame(job)),
+            Ok(Some(_)) => None,
+            Ok(None) => {
+                // Deleted (only a finished job can be): nothing more will happen to it.
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                tracing::warn!(job = ?self.job, error = %e, "Live events could not read the job.");
+                None
+            }
+        }
+    }
+}
+
+/// The stream of one job's `status` and `progress` events. `events` must have been subscribed
+/// before `first` (the job as its GET answers it) was read, so that no change falls between.
+pub fn job_stream(state: State, job: JobId, events: Subscription, first: Value) -> HttpResponse {
+    let stream = JobStream {
+        state,
+        job,
+        events,
+        first: Some(first),
+        status: String::new(),
+        progress: ticker(PROGRESS_EVERY),
+        keep_alive: ticker(KEEP_ALIVE_EVERY),
+        done: false,
+    };
+    event_stream(stream, |mut s| async move {
+        let bytes = s.next().await?;
+        Some((bytes, s))
+    })
+}
+
+/// The admins' stream of every job.
+struct Firehose {
+    state: State,
+    events: Subscription,
+    progress: Interval,
+    keep_alive: Interval,
+    pending: VecDeque<Bytes>,
+}
+
+impl Firehose {
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Some(frame);
+            }
+            tokio::select! {
+                biased;
+                received = self.events.recv() => match received {
+                    Ok(event) => {
+                        let name = match event.change {
+                            Change::Queued => "queued",
+                            Change::Started => "started",
+                            Change::Finished => "finished",
+                        };
+                        match job_json(&self.state, event.job).await {
+                            Ok(Some(job)) => {
+                                let data = json!({
+                                    "kind": event.job.kind(), "id": event.job.id(), "job": job,
+                                });
+                                return Some(frame(name, &data));
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(job = ?event.job, error = %e,
+                                "Live events could not read the job."),
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "A live-event client fell behind; changes dropped.");
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.progress.tick() => {
+                    let mut running: Vec<ProgressEvent> = self
+                        .state
+                        .progress
+                        .iter()
+                        .map(|entry| ProgressEvent::read(*entry.key(), entry.value()))
+                        .collect();
+                    running.sort_by_key(|p| (p.kind, p.id));
+                    self.pending
+                        .extend(running.iter().map(|p| frame("progress", p)));
+                }
+                _ = self.keep_alive.tick() => return Some(Bytes::from_static(KEEP_ALIVE)),
+            }
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+    description = "Admins only. One Server-Sent Events stream for every job: `queued`, `started` and `finished` (data `{kind, id, job}` with the job's resource) and `progress` (at most every 500 ms per running job; data as in `ProgressEvent`). A `: keep-alive` comment every 15 s.",
+    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn all_events(state: State, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let firehose = Firehose {
+        events: state.events.subscribe(),
+        state,
+        progress: ticker(PROGRESS_EVERY),
+        keep_alive: ticker(KEEP_ALIVE_EVERY),
+        pending: VecDeque::new(),
+    };
+    Ok(event_stream(firehose, |mut s| async move {
+        let bytes = s.next().await?;
+        Some((bytes, s))
+    }))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/events").route(web::get().to(all_events)));
+}

@@ -1,0 +1,196 @@
+//! Live job events: every status change of a job (queued, started, finished) is announced here,
+//! to the live-event (SSE) streams through a broadcast channel and to the job metrics.
+//!
+//! Publishing never waits for a subscriber: a subscriber that falls more than `CAPACITY`
+//! events behind is told it lagged and re-reads what it needs from the store. Progress is not
+//! broadcast at all: streams sample the live progress map on their own clock, so a stream that
+//! is not read costs a job nothing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+
+use super::JobId;
+use crate::engine::batch::Progress;
+use crate::telemetry::{names, Metrics};
+
+/// Status changes a subscriber may fall behind by before it is told it lagged.
+const CAPACITY: usize = 1024;
+
+/// What happened to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Submitted (or queued again at start-up); waiting for a slot.
+    Queued,
+    /// An attempt has marked it `running`.
+    Started,
+    /// Its final status (complete, error, cancelled) is in the store.
+    Finished,
+}
+
+/// One status change, as broadcast. Subscribers read the job itself from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobEvent {
+    pub job: JobId,
+    pub change: Change,
+}
+
+/// How a job ended, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct JobEnd {
+    pub status: &'static str,
+    /// Rows committed (transfer) or kept (query).
+    pub rows: u64,
+    pub bytes_read: u64,
+    /// Run time; `None` for a job cancelled before it started.
+    pub duration: Option<Duration>,
+}
+
+impl JobId {
+    /// `transfer` or `query`, as events and metric labels name the kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobId::Transfer(_) => "transfer",
+            JobId::Query(_) => "query",
+        }
+    }
+
+    pub fn id(&self) -> i32 {
+        match self {
+            JobId::Transfer(id) | JobId::Query(id) => *id,
+        }
+    }
+}
+
+/// The hub: one per application, shared by the registry, the job actors and the API.
+#[derive(Clone)]
+pub struct JobEvents {
+    tx: broadcast::Sender<JobEvent>,
+    subscribers: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+}
+
+impl JobEvents {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        let (tx, _) = broadcast::channel(CAPACITY);
+        Self {
+            tx,
+            subscribers: Arc::new(AtomicUsize::new(0)),
+            metrics,
+        }
+    }
+
+    /// Announce a change. Never blocks; nobody listening is fine.
+    pub fn publish(&self, job: JobId, change: Change) {
+        let _ = self.tx.send(JobEvent { job, change });
+    }
+
+    /// Announce a job's end (its final status is already stored) and count it.
+    pub fn finished(&self, job: JobId, end: JobEnd) {
+        let kind = job.kind();
+        self.metrics.record(|| {
+            metrics::counter!(names::JOBS_TOTAL, "kind" => kind, "status" => end.status)
+                .increment(1);
+            metrics::counter!(names::ROWS_WRITTEN_TOTAL, "kind" => kind).increment(end.rows);
+            metrics::counter!(names::BYTES_READ_TOTAL, "kind" => kind).increment(end.bytes_read);
+            if let Some(duration) = end.duration {
+                metrics::histogram!(names::JOB_DURATION_SECONDS, "kind" => kind, "status" => end.status)
+                    .record(duration.as_secs_f64());
+            }
+        });
+        self.publish(job, Change::Finished);
+    }
+
+    /// Set the gauges of jobs running and queued, by kind.
+    pub fn load(&self, running: [usize; 2], queued: [usize; 2]) {
+        self.metrics.record(|| {
+            for (i, kind) in ["transfer", "query"].into_iter().enumerate() {
+                metrics::gauge!(names::JOBS_RUNNING, "kind" => kind).set(running[i] as f64);
+                metrics::gauge!(names::JOBS_QUEUED, "kind" => kind).set(queued[i] as f64);
+            }
+        });
+    }
+
+    /// A new listener; it counts as a live-event client until dropped.
+    pub fn subscribe(&self) -> Subscription {
+        let now = self.subscribers.fetch_add(1, Ordering::SeqCst) + 1;
+        self.set_clients_gauge(now);
+        Subscription {
+            rx: self.tx.subscribe(),
+            hub: self.clone(),
+        }
+    }
+
+    /// Listeners now (open live-event streams).
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.load(Ordering::SeqCst)
+    }
+
+    fn set_clients_gauge(&self, clients: usize) {
+        self.metrics
+            .record(|| metrics::gauge!(names::SSE_CLIENTS).set(clients as f64));
+    }
+}
+
+/// A listener of the hub. Dropping it (the stream of a client that went away) unsubscribes.
+pub struct Subscription {
+    rx: broadcast::Receiver<JobEvent>,
+    hub: JobEvents,
+}
+
+impl Subscription {
+    /// The next change; `Err(Lagged)` when changes were missed.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (`broadcast::Receiver::recv`).
+    pub async fn recv(&mut self) -> Result<JobEvent, broadcast::error::RecvError> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let now = self.hub.subscribers.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.hub.set_clients_gauge(now);
+    }
+}
+
+/// A running job's progress, as the `progress` event carries it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressEvent {
+    /// `transfer` or `query`.
+    #[schema(example = "transfer")]
+    pub kind: &'static str,
+    pub id: i32,
+    /// Rows written so far (for a query: rows received).
+    pub rows_written: u64,
+    pub bytes_read: u64,
+    /// Average since the job started.
+    pub rows_per_second: f64,
+    pub elapsed_ms: u64,
+}
+
+impl ProgressEvent {
+    pub fn read(job: JobId, progress: &Progress) -> Self {
+        let elapsed = progress.started.elapsed();
+        let rows = progress.rows_written();
+        let seconds = elapsed.as_secs_f64();
+        Self {
+            kind: job.kind(),
+            id: job.id(),
+            rows_written: rows,
+            bytes_read: progress.bytes_read(),
+            rows_per_second: if seconds > 0.0 {
+                (rows as f64 / seconds * 10.0).round() / 10.0
+            } else {
+                0.0
+            },
+            elapsed_ms: elapsed.as_millis() as u64,
+        }
+    }
+}
