@@ -98,7 +98,9 @@ impl Application {
                 .configure(api::configure)
                 .default_service(web::to(api::route_not_found))
         })
-        .shutdown_timeout(30);
+        .shutdown_timeout(30)
+        // Signals are ours (`run_until_stopped`): live-event streams must end before the drain.
+        .disable_signals();
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
@@ -119,14 +121,33 @@ impl Application {
         self.state.clone()
     }
 
-    /// A handle that stops the server gracefully.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    /// Stop serving: end the open live-event streams, then stop the HTTP server, gracefully
+    /// (in-flight requests finish, up to 30 s) or not.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            server: self.server.handle(),
+            events: self.state.events.clone(),
+        }
     }
 
-    /// Serve until SIGINT/SIGTERM (graceful: in-flight requests finish), then stop the running
-    /// jobs so that their targets roll back; they are resumed at the next start.
+    /// Serve until SIGTERM or SIGINT (graceful: in-flight requests finish; a second signal
+    /// stops at once), then stop the running jobs so that their targets roll back; they are
+    /// resumed at the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        actix_web::rt::spawn(async move {
+            if wait_for_stop_signal().await.is_err() {
+                return;
+            }
+            tracing::info!(
+                "Stopping: in-flight requests may finish; a second signal stops at once."
+            );
+            let graceful = stopper.clone();
+            actix_web::rt::spawn(async move { graceful.stop(true).await });
+            if wait_for_stop_signal().await.is_ok() {
+                stopper.stop(false).await;
+            }
+        });
         let result = self.server.await;
         let jobs = &self.state.jobs;
         if jobs.send(Shutdown).await.is_ok() {
@@ -143,4 +164,30 @@ impl Application {
         self.state.store.clone().close().await;
         result
     }
+}
+
+/// Stops the HTTP server of an [`Application`].
+#[derive(Clone)]
+pub struct Stopper {
+    server: actix_web::dev::ServerHandle,
+    events: crate::jobs::events::JobEvents,
+}
+
+impl Stopper {
+    pub async fn stop(&self, graceful: bool) {
+        self.events.close();
+        self.server.stop(graceful).await;
+    }
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_stop_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }

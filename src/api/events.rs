@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use super::auth::Admin;
 use super::error::{ApiError, ErrorBody};
@@ -81,6 +82,7 @@ struct JobStream {
     state: State,
     job: JobId,
     events: Subscription,
+    closing: CancellationToken,
     /// The resource as read at connect, sent first.
     first: Option<Value>,
     /// The last status sent.
@@ -98,6 +100,7 @@ impl JobStream {
         while !self.done {
             tokio::select! {
                 biased;
+                _ = self.closing.cancelled() => return None,
                 received = self.events.recv() => match received {
                     Ok(event) if event.job != self.job => {}
                     // Its own change, or changes were missed: read the job again.
@@ -153,6 +156,7 @@ pub fn job_stream(state: State, job: JobId, events: Subscription, first: Value) 
     let stream = JobStream {
         state,
         job,
+        closing: events.closing(),
         events,
         first: Some(first),
         status: String::new(),
@@ -170,6 +174,7 @@ pub fn job_stream(state: State, job: JobId, events: Subscription, first: Value) 
 struct Firehose {
     state: State,
     events: Subscription,
+    closing: CancellationToken,
     progress: Interval,
     keep_alive: Interval,
     pending: VecDeque<Bytes>,
@@ -183,6 +188,7 @@ impl Firehose {
             }
             tokio::select! {
                 biased;
+                _ = self.closing.cancelled() => return None,
                 received = self.events.recv() => match received {
                     Ok(event) => {
                         let name = match event.change {
@@ -229,8 +235,10 @@ impl Firehose {
     responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn all_events(state: State, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let events = state.events.subscribe();
     let firehose = Firehose {
-        events: state.events.subscribe(),
+        closing: events.closing(),
+        events,
         state,
         progress: ticker(PROGRESS_EVERY),
         keep_alive: ticker(KEEP_ALIVE_EVERY),

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::JobId;
@@ -72,6 +73,8 @@ pub struct JobEvents {
     tx: broadcast::Sender<JobEvent>,
     subscribers: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
+    /// Cancelled when the service stops: open streams end so the HTTP server can drain.
+    closing: CancellationToken,
 }
 
 impl JobEvents {
@@ -81,6 +84,7 @@ impl JobEvents {
             tx,
             subscribers: Arc::new(AtomicUsize::new(0)),
             metrics,
+            closing: CancellationToken::new(),
         }
     }
 
@@ -125,6 +129,12 @@ impl JobEvents {
         }
     }
 
+    /// End every open live-event stream (the service is stopping). A graceful stop waits for
+    /// in-flight responses, and an event stream would otherwise hold it for the whole timeout.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
     /// Listeners now (open live-event streams).
     pub fn subscribers(&self) -> usize {
         self.subscribers.load(Ordering::SeqCst)
@@ -149,6 +159,11 @@ impl Subscription {
     /// Cancel safe (`broadcast::Receiver::recv`).
     pub async fn recv(&mut self) -> Result<JobEvent, broadcast::error::RecvError> {
         self.rx.recv().await
+    }
+
+    /// Cancelled when the hub is closed: the stream should end.
+    pub fn closing(&self) -> CancellationToken {
+        self.hub.closing.clone()
     }
 }
 

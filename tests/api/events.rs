@@ -598,3 +598,46 @@ async fn a_queued_job_cancelled_before_it_starts_ends_its_stream_with_cancelled(
     }
     assert_eq!(finished, [waiting["id"].clone(), slow["id"].clone()]);
 }
+
+#[actix_web::test]
+async fn stopping_the_service_ends_open_event_streams_instead_of_waiting_for_them() {
+    let app = spawn_app().await;
+    let (schema, pg) = pg_schema_and_connection(&app, "ssestop").await;
+    let t = submit(
+        &app,
+        "/api/v1/transfers",
+        json!({"sourceId": pg["id"], "targetId": pg["id"],
+               "query": "SELECT 1 AS id", "targetSchema": schema, "targetTable": "done"}),
+    )
+    .await;
+    app.wait_transfer(&t["id"], 30).await;
+    // An idle admin stream (nothing running) and the stream of a running job are open.
+    let mut all = Sse::open(app.admin(Method::GET, "/api/v1/events")).await;
+    let long = submit(
+        &app,
+        "/api/v1/transfers",
+        json!({"sourceId": pg["id"], "targetId": pg["id"],
+               "query": "SELECT g AS id FROM generate_series(1, 500000000) g",
+               "targetSchema": schema, "targetTable": "long"}),
+    )
+    .await;
+    let mut own = Sse::open(app.admin(
+        Method::GET,
+        &format!("/api/v1/transfers/{}/events", long["id"]),
+    ))
+    .await;
+    assert_eq!(own.next().await.unwrap().name, "status");
+    assert_eq!(app.state.events.subscribers(), 2);
+
+    // A graceful stop waits for in-flight responses (up to 30 s): the streams must end first.
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(20), app.stop())
+        .await
+        .expect("the service stops without waiting out its 30 s drain for open streams");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // Both streams have ended (events sent before the stop may still be buffered).
+    for sse in [&mut all, &mut own] {
+        while sse.next().await.is_some() {}
+    }
+    assert_eq!(app.state.events.subscribers(), 0);
+}

@@ -37,7 +37,7 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     /// The PostgreSQL metadata database, for the Postgres backend.
     pub metadata_db: Option<String>,
-    handle: actix_web::dev::ServerHandle,
+    stopper: sluice::startup::Stopper,
     server_task: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
 }
 
@@ -123,7 +123,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
         .expect("the application starts");
     let port = app.port();
     let state = app.state();
-    let handle = app.handle();
+    let stopper = app.stopper();
     let server_task = actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -134,7 +134,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
         state,
         data_dir,
         metadata_db,
-        handle,
+        stopper,
         server_task: std::sync::Mutex::new(Some(server_task)),
     }
 }
@@ -219,7 +219,7 @@ impl TestApp {
 
     /// Stop the service as SIGTERM would: the server, then the running jobs (left to resume).
     pub async fn stop(&self) {
-        self.handle.stop(true).await;
+        self.stopper.stop(true).await;
         let task = self.server_task.lock().unwrap().take();
         if let Some(task) = task {
             task.await.unwrap().unwrap();
