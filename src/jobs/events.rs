@@ -209,3 +209,40 @@ impl ProgressEvent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscriber_that_never_reads_neither_blocks_publishing_nor_misses_the_news_of_lag() {
+        let hub = JobEvents::new(Metrics::new());
+        let mut stalled = hub.subscribe();
+        // Far more changes than the channel holds, with nobody reading: publishing returns.
+        for id in 0..(CAPACITY as i32 * 3) {
+            hub.publish(JobId::Transfer(id), Change::Queued);
+        }
+        // The stalled reader is told it fell behind, then reads the newest changes.
+        match stalled.recv().await {
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                assert_eq!(missed, (CAPACITY * 2) as u64)
+            }
+            other => panic!("expected a lag notice, got {other:?}"),
+        }
+        let next = stalled.recv().await.unwrap();
+        assert_eq!(next.job, JobId::Transfer(CAPACITY as i32 * 2));
+        assert_eq!(hub.subscribers(), 1);
+        drop(stalled);
+        assert_eq!(hub.subscribers(), 0);
+    }
+
+    #[tokio::test]
+    async fn closing_the_hub_is_seen_by_every_subscription() {
+        let hub = JobEvents::new(Metrics::new());
+        let a = hub.subscribe();
+        let b = hub.subscribe();
+        assert!(!a.closing().is_cancelled());
+        hub.close();
+        assert!(a.closing().is_cancelled() && b.closing().is_cancelled());
+    }
+}
