@@ -896,3 +896,108 @@ async fn the_dashboard_is_served_with_its_types_a_strict_policy_and_caching() {
     let missing = app.anon(Method::GET, "/nothing-here").send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn a_user_signed_in_with_a_token_follows_only_their_own_jobs_by_polling() {
+    let _one = ONE_BROWSER.lock().await;
+    let app = spawn_app().await;
+    let (schema, pg) = pg_schema_and_connection(&app, "browser_token").await;
+    app.create_user("bob", "bob-password-1", false).await;
+    let token = app.create_token("bob", "bob-password-1").await;
+    let browser = Browser::start(
+        "a_user_signed_in_with_a_token_follows_only_their_own_jobs_by_polling",
+        Screen::Laptop,
+    )
+    .await;
+    browser.client().goto(&app.url("/")).await.unwrap();
+    browser
+        .wait_for(
+            "the sign-in form",
+            20,
+            "return !document.getElementById('view-signin').hidden",
+        )
+        .await;
+    browser.click("#signin-mode-token").await;
+    browser.type_into("#signin-token", &token).await;
+    browser.click("#signin-submit").await;
+    let who = browser
+        .wait_for(
+            "the signed-in jobs view",
+            20,
+            "return !document.getElementById('view-jobs').hidden \
+             && document.getElementById('whoami-name').textContent",
+        )
+        .await;
+    assert_eq!(who, "bob");
+    // The admins' firehose is not for Bob: the page polls instead.
+    let live = browser
+        .wait_for(
+            "the polling badge",
+            20,
+            "const t = document.getElementById('live-status').textContent; \
+             return t.startsWith('polling') && t",
+        )
+        .await;
+    assert_eq!(live, "polling every 2 s");
+
+    // The admin's job runs too, but Bob may not see it.
+    let admins = app
+        .submit_transfer(json!({
+            "sourceId": pg["id"], "targetId": pg["id"], "query": long_query(0.1),
+            "targetSchema": schema, "targetTable": "admins"
+        }))
+        .await;
+    let response = app
+        .anon(Method::POST, "/api/v1/transfers")
+        .bearer_auth(&token)
+        .json(&json!({
+            "sourceId": pg["id"], "targetId": pg["id"], "query": long_query(0.05),
+            "targetSchema": schema, "targetTable": "bobs"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let bobs: Value = response.json().await.unwrap();
+    let id = &bobs["id"];
+
+    browser
+        .wait_for(
+            "Bob's transfer to run with rows",
+            60,
+            &format!(
+                "const c = document.querySelector('[data-testid=\"job-transfer-{id}\"]');
+                 return c && c.dataset.status === 'running' && Number(c.dataset.rows) > 0"
+            ),
+        )
+        .await;
+    browser
+        .wait_for(
+            "Bob's transfer to complete",
+            180,
+            &format!(
+                "const c = document.querySelector('[data-testid=\"job-transfer-{id}\"]');
+                 return c && c.dataset.status === 'complete'"
+            ),
+        )
+        .await;
+    let (status, rows, _) = browser.job_card("transfer", id).await.unwrap();
+    assert_eq!((status.as_str(), rows), ("complete", 3_000_000));
+    let admins_card = browser
+        .js(&format!(
+            "return !!document.querySelector('[data-testid=\"job-transfer-{}\"]')",
+            admins["id"]
+        ))
+        .await;
+    assert_eq!(admins_card, json!(false), "Bob sees the admin's transfer");
+    let cancelled = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/transfers/{}/cancel", admins["id"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(cancelled.status() == StatusCode::OK || cancelled.status() == StatusCode::CONFLICT);
+    browser.finish().await;
+}
