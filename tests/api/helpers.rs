@@ -169,6 +169,16 @@ impl TestApp {
         self.anon(method, path).basic_auth(user, Some(password))
     }
 
+    /// The ids a list (transfers, queries, ...) answers to the admin, in its order.
+    pub async fn listed_ids(&self, path: &str) -> Vec<i64> {
+        let response = self.admin(Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let list: Vec<Value> = response.json().await.unwrap();
+        list.iter()
+            .map(|item| item["id"].as_i64().unwrap())
+            .collect()
+    }
+
     /// A request as the bootstrap admin.
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
         self.as_user(method, path, ADMIN, ADMIN_PASSWORD)

@@ -434,30 +434,21 @@ async fn the_connection_filter_lists_the_queries_run_on_that_connection() {
         let (done, _) = app.run_query(connection, "SELECT 1 AS one").await;
         ids.push(done["id"].as_i64().unwrap());
     }
-    let listed = |path: String| {
-        let app = &app;
-        async move {
-            let response = app.admin(Method::GET, &path).send().await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK, "{path}");
-            let list: Vec<Value> = response.json().await.unwrap();
-            list.iter()
-                .map(|q| q["id"].as_i64().unwrap())
-                .collect::<Vec<_>>()
-        }
-    };
     assert_eq!(
-        listed(format!("/api/v1/queries?connection={}&sort=id", a["id"])).await,
+        app.listed_ids(&format!("/api/v1/queries?connection={}&sort=id", a["id"]))
+            .await,
         vec![ids[0], ids[2]]
     );
     assert_eq!(
-        listed(format!(
+        app.listed_ids(&format!(
             "/api/v1/queries?connection={}&status=complete",
             b["id"]
         ))
         .await,
         vec![ids[1]]
     );
-    assert!(listed("/api/v1/queries?connection=9999".into())
+    assert!(app
+        .listed_ids("/api/v1/queries?connection=9999")
         .await
         .is_empty());
     let bad = app

@@ -590,14 +590,6 @@ async fn users_see_and_steer_only_their_own_transfers() {
     assert_eq!(all.len(), 1);
 }
 
-/// The ids of the transfers (or queries) a list answers, in its order.
-async fn listed_ids(app: &crate::helpers::TestApp, path: &str) -> Vec<i64> {
-    let response = app.admin(Method::GET, path).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{path}");
-    let list: Vec<Value> = response.json().await.unwrap();
-    list.iter().map(|t| t["id"].as_i64().unwrap()).collect()
-}
-
 #[actix_web::test]
 async fn the_connection_filter_lists_transfers_reading_or_writing_that_connection() {
     let app = spawn_app().await;
@@ -622,33 +614,34 @@ async fn the_connection_filter_lists_transfers_reading_or_writing_that_connectio
     }
     let (a, b, c) = (&a["id"], &b["id"], &c["id"]);
     assert_eq!(
-        listed_ids(&app, &format!("/api/v1/transfers?connection={a}")).await,
+        app.listed_ids(&format!("/api/v1/transfers?connection={a}"))
+            .await,
         vec![ids[0]]
     );
     assert_eq!(
-        listed_ids(&app, &format!("/api/v1/transfers?connection={b}&sort=id")).await,
+        app.listed_ids(&format!("/api/v1/transfers?connection={b}&sort=id"))
+            .await,
         vec![ids[0], ids[1]]
     );
     assert_eq!(
-        listed_ids(&app, &format!("/api/v1/transfers?connection={c}&sort=id")).await,
+        app.listed_ids(&format!("/api/v1/transfers?connection={c}&sort=id"))
+            .await,
         vec![ids[1], ids[2]]
     );
     // With the status filter, and with a connection nothing used.
     assert_eq!(
-        listed_ids(
-            &app,
-            &format!("/api/v1/transfers?connection={c}&status=complete&sort=id")
-        )
+        app.listed_ids(&format!(
+            "/api/v1/transfers?connection={c}&status=complete&sort=id"
+        ))
         .await,
         vec![ids[1], ids[2]]
     );
-    assert!(listed_ids(
-        &app,
-        &format!("/api/v1/transfers?connection={c}&status=error")
-    )
-    .await
-    .is_empty());
-    assert!(listed_ids(&app, "/api/v1/transfers?connection=9999")
+    assert!(app
+        .listed_ids(&format!("/api/v1/transfers?connection={c}&status=error"))
+        .await
+        .is_empty());
+    assert!(app
+        .listed_ids("/api/v1/transfers?connection=9999")
         .await
         .is_empty());
     let total = app
