@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::types::Column;
@@ -28,9 +29,33 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Debug)]
 pub enum Message {
     Batch(RecordBatch),
+    /// Whole tuples of a PostgreSQL binary COPY stream, passed through to a PostgreSQL sink
+    /// that agreed to take them (see `CopyOffer`).
+    Copy(CopyChunk),
     End,
 }
 
+/// What a sink other than PostgreSQL's answers to `Message::Copy` (never offered to it).
+pub fn copy_not_offered() -> EngineError {
+    EngineError::Internal("binary COPY tuples reached a sink that was not offered them".into())
+}
+
+/// Tuples of a binary COPY stream, without its header and trailer.
+#[derive(Debug)]
+pub struct CopyChunk {
+    pub data: Bytes,
+    pub rows: u64,
+}
+
+/// A PostgreSQL source offers its binary COPY tuples as they are when both ends are
+/// PostgreSQL and every column has a built-in type (`oids`, in result order). The sink takes
+/// them when the columns it copies into have exactly those types, and answers on `answer`
+/// before it reads the channel; the sources wait for that answer before they read.
+#[derive(Debug)]
+pub struct CopyOffer {
+    pub oids: Vec<u32>,
+    pub answer: watch::Sender<Option<bool>>,
+}
 /// Live counters of one transfer, read by the API while it runs.
 #[derive(Debug)]
 pub struct Progress {
@@ -87,6 +112,8 @@ pub struct SourceContext {
     /// Sources still writing into `tx` (the partitions of one transfer share the channel); the
     /// last one to finish sends `End`.
     pub writers: Arc<AtomicUsize>,
+    /// The sink's answer to a `CopyOffer`, when one was made.
+    pub copy_answer: Option<watch::Receiver<Option<bool>>>,
 }
 
 impl SourceContext {
@@ -103,6 +130,27 @@ impl SourceContext {
             progress,
             batch_rows,
             writers: Arc::new(AtomicUsize::new(1)),
+            copy_answer: None,
+        }
+    }
+
+    /// Whether the sink takes the COPY tuples as they are: false when no offer was made;
+    /// waits for the sink's answer otherwise.
+    ///
+    /// # Cancel safety
+    /// Returns `Cancelled` on `cancel`, or when the sink stops before answering (its error is
+    /// the transfer's).
+    pub async fn copy_accepted(&mut self) -> Result<bool, EngineError> {
+        let Some(answer) = self.copy_answer.as_mut() else {
+            return Ok(false);
+        };
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(EngineError::Cancelled),
+            agreed = answer.wait_for(Option::is_some) => match agreed {
+                Ok(value) => Ok(value.unwrap_or(false)),
+                Err(_) => Err(EngineError::Cancelled),
+            },
         }
     }
 
@@ -114,6 +162,16 @@ impl SourceContext {
             biased;
             _ = self.cancel.cancelled() => Err(EngineError::Cancelled),
             sent = self.tx.send(Message::Batch(batch)) => sent.map_err(|_| EngineError::Cancelled),
+        }
+    }
+
+    /// Hand tuples of a binary COPY stream to the sink, like `send`.
+    pub async fn send_copy(&self, chunk: CopyChunk) -> Result<(), EngineError> {
+        self.progress.add_read(chunk.rows, chunk.data.len() as u64);
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(EngineError::Cancelled),
+            sent = self.tx.send(Message::Copy(chunk)) => sent.map_err(|_| EngineError::Cancelled),
         }
     }
 
@@ -147,4 +205,6 @@ pub struct SinkContext {
     pub progress: Arc<Progress>,
     pub columns: Vec<Column>,
     pub target: TargetTable,
+    /// Made when the sources could pass their binary COPY stream through (PostgreSQL only).
+    pub copy_offer: Option<CopyOffer>,
 }

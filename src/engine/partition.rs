@@ -164,7 +164,7 @@ async fn probe(
                 };
                 values = Some((text(0), text(1)));
             }
-            Message::Batch(_) => {}
+            Message::Batch(_) | Message::Copy(_) => {}
             Message::End => break,
         }
     }

@@ -5,10 +5,12 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::batch::{Message, Progress, SinkContext, SourceContext, TargetTable, CHANNEL_BATCHES};
+use super::batch::{
+    CopyOffer, Message, Progress, SinkContext, SourceContext, TargetTable, CHANNEL_BATCHES,
+};
 use super::partition::{self, Partitioning};
 use super::types::Column;
 use super::{mysql, postgres, sqlite, ConnectSpec, DbKind, EngineError};
@@ -53,6 +55,15 @@ impl Source {
             Self::Postgres(s) => s.columns(),
             Self::MySql(s) => s.columns(),
             Self::Sqlite(s) => s.columns(),
+        }
+    }
+
+    /// The result's type OIDs when the source could hand a PostgreSQL sink its binary COPY
+    /// tuples as they are (see `postgres::passthrough`).
+    pub fn copy_oids(&self) -> Option<&[u32]> {
+        match self {
+            Self::Postgres(s) => s.copy_oids(),
+            Self::MySql(_) | Self::Sqlite(_) => None,
         }
     }
 
@@ -132,6 +143,19 @@ async fn open_sources(
     Ok((vec![source], columns))
 }
 
+/// The type OIDs every source can pass through as binary COPY tuples, when the target is
+/// PostgreSQL and the sources agree.
+fn copy_offer(sources: &[Source], target: DbKind) -> Option<Vec<u32>> {
+    if target != DbKind::Postgres {
+        return None;
+    }
+    let first = sources.first()?.copy_oids()?;
+    sources
+        .iter()
+        .all(|s| s.copy_oids() == Some(first))
+        .then(|| first.to_vec())
+}
+
 /// The error to report: the first that is not a mere consequence of another's cancellation.
 fn first_cause(current: Option<EngineError>, next: EngineError) -> EngineError {
     match current {
@@ -153,6 +177,13 @@ pub async fn run_transfer(
     let (tx, rx) = mpsc::channel::<Message>(CHANNEL_BATCHES);
     let writers = Arc::new(AtomicUsize::new(sources.len()));
     let batch_rows = partition::batch_rows(request.batch_rows, sources.len());
+    let (copy_offer, copy_answer) = match copy_offer(&sources, request.target.kind) {
+        Some(oids) => {
+            let (answer, answered) = watch::channel(None);
+            (Some(CopyOffer { oids, answer }), Some(answered))
+        }
+        None => (None, None),
+    };
     let source_tasks: Vec<_> = sources
         .into_iter()
         .map(|source| {
@@ -162,6 +193,7 @@ pub async fn run_transfer(
                 progress: progress.clone(),
                 batch_rows,
                 writers: writers.clone(),
+                copy_answer: copy_answer.clone(),
             };
             let inner = inner.clone();
             tokio::spawn(async move {
@@ -181,6 +213,7 @@ pub async fn run_transfer(
         progress,
         columns,
         target: request.target_table.clone(),
+        copy_offer,
     };
     let target = request.target.clone();
     let sink_task = tokio::spawn({

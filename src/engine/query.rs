@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::batch::{Message, Progress, SourceContext, CHANNEL_BATCHES};
+use super::batch::{copy_not_offered, Message, Progress, SourceContext, CHANNEL_BATCHES};
 use super::pipeline::Source;
 use super::types::{Column, LogicalType};
 use super::{mysql, postgres, sqlite, ConnectSpec, DbKind, EngineError};
@@ -101,6 +101,7 @@ pub async fn run_query(
     'read: while let Some(message) = rx.recv().await {
         let batch = match message {
             Message::Batch(batch) => batch,
+            Message::Copy(_) => return Err(copy_not_offered()),
             Message::End => {
                 ended = true;
                 break;

@@ -1108,6 +1108,7 @@ async fn sink_batches(
             table: table.to_string(),
             overwrite: false,
         },
+        copy_offer: None,
     };
     // No default database: the sink creates the target's when missing.
     let spec = mariadb_spec("");

@@ -8,48 +8,14 @@ use std::time::{Duration, Instant};
 use sluice::engine::batch::{Progress, TargetTable};
 use sluice::engine::pipeline::{run_transfer, TransferRequest};
 use sluice::engine::EngineError;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{engine_transfer, pg_client, pg_execute, pg_spec, unique_name};
+use crate::helpers::{
+    engine_transfer, pg_cells, pg_client, pg_column_types, pg_execute, pg_spec, unique_name,
+};
 
 const DB: &str = "test";
-
-/// Every cell of a query's result in PostgreSQL's text form.
-async fn cells(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(String::from))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-/// (name, type as PostgreSQL formats it, NOT NULL) of a table's columns.
-async fn column_types(client: &Client, schema: &str, table: &str) -> Vec<(String, String, bool)> {
-    client
-        .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull
-             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-             JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
-             ORDER BY a.attnum",
-            &[&schema, &table],
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
-}
 
 async fn table_exists(client: &Client, schema: &str, table: &str) -> bool {
     client
@@ -173,8 +139,8 @@ async fn every_postgresql_type_round_trips_exactly_into_a_new_postgresql_table()
             q(table)
         )
     };
-    let expected = cells(&client, &read(&source, "edge")).await;
-    let actual = cells(&client, &read(&target, "edge copy")).await;
+    let expected = pg_cells(&client, &read(&source, "edge")).await;
+    let actual = pg_cells(&client, &read(&target, "edge copy")).await;
     assert_eq!(expected.len(), actual.len());
     let names: Vec<&str> = EDGE_COLUMNS.split(", ").collect();
     for (r, (e, a)) in expected.iter().zip(&actual).enumerate() {
@@ -194,8 +160,8 @@ async fn every_postgresql_type_round_trips_exactly_into_a_new_postgresql_table()
     assert_eq!(actual[4][13].as_deref(), Some("infinity"));
 
     // Same column types, NOT NULL kept; the enum becomes text (its text form).
-    let source_types = column_types(&client, &source, "edge").await;
-    let target_types = column_types(&client, &target, "edge copy").await;
+    let source_types = pg_column_types(&client, &source, "edge").await;
+    let target_types = pg_column_types(&client, &target, "edge copy").await;
     assert_eq!(source_types.len(), target_types.len());
     for (s, t) in source_types.iter().zip(&target_types) {
         if s.0 == "m" {
@@ -229,7 +195,7 @@ async fn a_zero_row_result_creates_the_table_with_the_source_column_types() {
     .await
     .unwrap();
     assert_eq!(rows, 0);
-    let types = column_types(&client, &source, table).await;
+    let types = pg_column_types(&client, &source, table).await;
     let expected = [
         ("id", "integer", true),
         ("b", "boolean", false),
@@ -261,7 +227,7 @@ async fn a_zero_row_result_creates_the_table_with_the_source_column_types() {
         .map(|(n, t, nn)| (n.as_str(), t.as_str(), *nn))
         .collect();
     assert_eq!(actual, expected);
-    let count = cells(
+    let count = pg_cells(
         &client,
         &format!("SELECT count(*) FROM {}.{}", q(&source), q(table)),
     )
@@ -301,7 +267,7 @@ async fn appending_matches_columns_by_name_and_keeps_the_existing_rows() {
     .await
     .unwrap();
     assert_eq!(rows, 3);
-    let got = cells(
+    let got = pg_cells(
         &client,
         &format!("SELECT id, note, extra, total, price, seen, doc FROM {s}.target ORDER BY id"),
     )
@@ -379,7 +345,7 @@ async fn appending_into_other_column_types_goes_through_postgresql_casts() {
     .await
     .unwrap();
     assert_eq!(rows, 1);
-    let got = cells(
+    let got = pg_cells(
         &client,
         &format!("SELECT id, m, at AT TIME ZONE 'UTC', code FROM {s}.target ORDER BY id"),
     )
@@ -394,7 +360,7 @@ async fn appending_into_other_column_types_goes_through_postgresql_casts() {
         ]
     );
     // A value the target column cannot hold fails with PostgreSQL's message; nothing changes.
-    let before = cells(&client, &format!("SELECT * FROM {s}.target ORDER BY id")).await;
+    let before = pg_cells(&client, &format!("SELECT * FROM {s}.target ORDER BY id")).await;
     for query in [
         "SELECT 70000::bigint AS id",
         "SELECT 'angry'::text AS m",
@@ -418,7 +384,7 @@ async fn appending_into_other_column_types_goes_through_postgresql_casts() {
                 || text.contains("too long"),
             "{query}: {text}"
         );
-        let after = cells(&client, &format!("SELECT * FROM {s}.target ORDER BY id")).await;
+        let after = pg_cells(&client, &format!("SELECT * FROM {s}.target ORDER BY id")).await;
         assert_eq!(before, after, "{query}");
     }
     drop_schemas(&[&schema]).await;
@@ -454,7 +420,7 @@ async fn a_result_column_the_target_lacks_fails_naming_it_and_writes_nothing() {
         }
         other => panic!("expected a schema error, got {other:?}"),
     }
-    let got = cells(&client, &format!("SELECT id, name FROM {s}.target")).await;
+    let got = pg_cells(&client, &format!("SELECT id, name FROM {s}.target")).await;
     assert_eq!(
         got,
         vec![vec![Some("1".to_string()), Some("kept".to_string())]]
@@ -488,13 +454,13 @@ async fn overwrite_swaps_in_the_new_rows_and_columns_atomically() {
     .unwrap();
     assert_eq!(rows, 2500);
     assert_eq!(
-        column_types(&client, &schema, "target").await,
+        pg_column_types(&client, &schema, "target").await,
         vec![
             ("id".to_string(), "integer".to_string(), false),
             ("amount".to_string(), "numeric(6,2)".to_string(), false)
         ]
     );
-    let got = cells(
+    let got = pg_cells(
         &client,
         &format!("SELECT count(*), sum(id), sum(amount), min(amount)::text FROM {s}.target"),
     )
@@ -526,7 +492,7 @@ async fn a_failure_in_the_middle_leaves_the_target_unchanged_in_both_modes() {
     )
     .await;
     let client = pg_client(DB).await;
-    let before = cells(&client, &format!("SELECT * FROM {s}.target ORDER BY g")).await;
+    let before = pg_cells(&client, &format!("SELECT * FROM {s}.target ORDER BY g")).await;
     // Division by zero at row 100,001, after 100 batches have reached the sink.
     let query = "SELECT g, 1 / (g - 100001) AS r FROM generate_series(1, 200000) g";
     for overwrite in [false, true] {
@@ -546,7 +512,7 @@ async fn a_failure_in_the_middle_leaves_the_target_unchanged_in_both_modes() {
             }
             other => panic!("expected the source's error, got {other:?}"),
         }
-        let after = cells(&client, &format!("SELECT * FROM {s}.target ORDER BY g")).await;
+        let after = pg_cells(&client, &format!("SELECT * FROM {s}.target ORDER BY g")).await;
         assert_eq!(before, after, "overwrite={overwrite}");
         assert!(staging_tables_left(&client, &schema).await.is_empty());
     }
@@ -556,7 +522,7 @@ async fn a_failure_in_the_middle_leaves_the_target_unchanged_in_both_modes() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("division by zero"), "{err}");
-    let schema_left = cells(
+    let schema_left = pg_cells(
         &client,
         &format!("SELECT count(*) FROM pg_namespace WHERE nspname = '{fresh}'"),
     )
@@ -597,7 +563,7 @@ async fn hostile_identifiers_round_trip_without_touching_anything_else() {
         .await
         .unwrap();
     }
-    let got = cells(
+    let got = pg_cells(
         &client,
         &format!("SELECT * FROM {}.{}", q(&hostile_schema), q(table)),
     )
@@ -614,7 +580,7 @@ async fn hostile_identifiers_round_trip_without_touching_anything_else() {
             Some("5".to_string())
         ]]
     );
-    let names: Vec<String> = column_types(&client, &hostile_schema, table)
+    let names: Vec<String> = pg_column_types(&client, &hostile_schema, table)
         .await
         .into_iter()
         .map(|c| c.0)
@@ -642,13 +608,13 @@ async fn hostile_identifiers_round_trip_without_touching_anything_else() {
     )
     .await
     .unwrap();
-    let copied = cells(
+    let copied = pg_cells(
         &client,
         &format!("SELECT * FROM {}.{}", q(&hostile_schema), q("copy; of it")),
     )
     .await;
     assert_eq!(copied, got);
-    let canary_rows = cells(&client, &format!("SELECT id FROM {}.students", q(&canary))).await;
+    let canary_rows = pg_cells(&client, &format!("SELECT id FROM {}.students", q(&canary))).await;
     assert_eq!(canary_rows, vec![vec![Some("42".to_string())]]);
     drop_schemas(&[&hostile_schema, &canary]).await;
 }
@@ -686,7 +652,7 @@ async fn names_postgresql_cannot_hold_are_refused_before_anything_is_written() {
         matches!(&err, EngineError::Schema(m) if m.contains("NUL")),
         "{err:?}"
     );
-    let left = cells(
+    let left = pg_cells(
         &client,
         &format!("SELECT count(*) FROM pg_namespace WHERE nspname = '{schema}'"),
     )
@@ -746,7 +712,7 @@ async fn cancelling_a_long_read_stops_the_query_on_the_server_and_writes_nothing
             .unwrap();
         assert!(matches!(result, Err(EngineError::Cancelled)), "{result:?}");
         assert!(cancelled_at.elapsed() < Duration::from_secs(3));
-        let running = cells(
+        let running = pg_cells(
             &client,
             &format!(
                 "SELECT count(*) FROM pg_stat_activity
@@ -755,7 +721,7 @@ async fn cancelling_a_long_read_stops_the_query_on_the_server_and_writes_nothing
         )
         .await;
         assert_eq!(running[0][0].as_deref(), Some("0"), "overwrite={overwrite}");
-        let rows = cells(&client, &format!("SELECT g, h FROM {s}.target")).await;
+        let rows = pg_cells(&client, &format!("SELECT g, h FROM {s}.target")).await;
         assert_eq!(
             rows,
             vec![vec![Some("0".to_string()), Some("kept".to_string())]]
@@ -800,7 +766,7 @@ async fn queries_with_trailing_semicolons_and_comments_are_read() {
         engine_transfer(pg_spec(DB), pg_spec(DB), query, Some(&schema), table, false)
             .await
             .unwrap_or_else(|e| panic!("{query}: {e}"));
-        let got = cells(&client, &format!("SELECT * FROM {}.{table}", q(&schema))).await;
+        let got = pg_cells(&client, &format!("SELECT * FROM {}.{table}", q(&schema))).await;
         assert_eq!(got.len(), 1, "{query}");
     }
     drop_schemas(&[&schema]).await;
@@ -832,7 +798,7 @@ async fn not_null_columns_made_nullable_by_an_outer_join_still_transfer() {
     )
     .await
     .unwrap();
-    let got = cells(
+    let got = pg_cells(
         &client,
         &format!("SELECT id, v FROM {s}.joined ORDER BY id"),
     )
@@ -865,7 +831,7 @@ async fn not_null_columns_made_nullable_by_an_outer_join_still_transfer() {
         )
         .await
         .unwrap_or_else(|e| panic!("{query}: {e}"));
-        let got = cells(&client, &format!("SELECT v FROM {s}.{table} ORDER BY v")).await;
+        let got = pg_cells(&client, &format!("SELECT v FROM {s}.{table} ORDER BY v")).await;
         assert_eq!(
             got,
             vec![vec![Some("one".to_string())], vec![None]],
@@ -883,24 +849,28 @@ async fn not_null_columns_made_nullable_by_an_outer_join_still_transfer() {
     )
     .await
     .unwrap();
-    let types = column_types(&client, &schema, "plain").await;
+    let types = pg_column_types(&client, &schema, "plain").await;
     assert!(types.iter().all(|t| t.2), "{types:?}");
     drop_schemas(&[&schema]).await;
 }
 
 #[actix_web::test]
-async fn a_nan_in_a_constrained_numeric_fails_with_a_value_error_naming_it() {
+async fn a_nan_in_a_constrained_numeric_reaches_postgresql_and_fails_naming_it_elsewhere() {
     let schema = unique_name("pg_nan");
+    let query = "SELECT x::numeric(10,2) AS amount FROM (VALUES ('1.5'), ('NaN')) v(x)";
+    // Towards SQLite the value is decoded into a 128-bit decimal, which has no NaN.
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("pg_nan")));
     let err = engine_transfer(
         pg_spec(DB),
-        pg_spec(DB),
-        "SELECT x::numeric(10,2) AS amount FROM (VALUES ('1.5'), ('NaN')) v(x)",
-        Some(&schema),
+        crate::helpers::sqlite_spec(&path),
+        query,
+        None,
         "t",
         false,
     )
     .await
     .unwrap_err();
+    let _ = std::fs::remove_file(&path);
     match &err {
         EngineError::Value {
             column,
@@ -913,23 +883,33 @@ async fn a_nan_in_a_constrained_numeric_fails_with_a_value_error_naming_it() {
         }
         other => panic!("{other:?}"),
     }
-    // Unconstrained, it travels as exact text.
-    engine_transfer(
-        pg_spec(DB),
-        pg_spec(DB),
-        "SELECT x::numeric AS amount FROM (VALUES ('1.5'), ('NaN')) v(x)",
-        Some(&schema),
-        "t",
-        false,
-    )
-    .await
-    .unwrap();
-    let client = pg_client(DB).await;
-    let got = cells(&client, &format!("SELECT amount FROM {}.t", q(&schema))).await;
-    assert_eq!(
-        got,
-        vec![vec![Some("1.5".to_string())], vec![Some("NaN".to_string())]]
-    );
+    // Between PostgreSQL servers the tuples pass through as they are, NaN included; so does
+    // an unconstrained numeric's.
+    for (table, query) in [
+        ("constrained", query),
+        (
+            "free",
+            "SELECT x::numeric AS amount FROM (VALUES ('1.5'), ('NaN')) v(x)",
+        ),
+    ] {
+        engine_transfer(pg_spec(DB), pg_spec(DB), query, Some(&schema), table, false)
+            .await
+            .unwrap();
+        let client = pg_client(DB).await;
+        let got = pg_cells(
+            &client,
+            &format!("SELECT amount FROM {}.{table}", q(&schema)),
+        )
+        .await;
+        let expected = if table == "free" { "1.5" } else { "1.50" };
+        assert_eq!(
+            got,
+            vec![
+                vec![Some(expected.to_string())],
+                vec![Some("NaN".to_string())]
+            ]
+        );
+    }
     drop_schemas(&[&schema]).await;
 }
 
@@ -961,7 +941,7 @@ async fn domains_composites_and_ranges_keep_their_values() {
     )
     .await
     .unwrap();
-    let got = cells(&client, &format!("SELECT * FROM {s}.dst")).await;
+    let got = pg_cells(&client, &format!("SELECT * FROM {s}.dst")).await;
     assert_eq!(
         got,
         vec![vec![
@@ -974,7 +954,7 @@ async fn domains_composites_and_ranges_keep_their_values() {
             Some("(1,2)".to_string())
         ]]
     );
-    let types: Vec<String> = column_types(&client, &schema, "dst")
+    let types: Vec<String> = pg_column_types(&client, &schema, "dst")
         .await
         .into_iter()
         .map(|c| c.1)
@@ -1037,8 +1017,8 @@ async fn a_million_rows_copy_between_postgresql_tables_with_identical_values() {
     let digest = |table: &str| {
         format!("SELECT count(*), sum(hashtext(t::text)::numeric) FROM {s}.{table} t")
     };
-    let expected = cells(&client, &digest("src")).await;
-    let actual = cells(&client, &digest("dst")).await;
+    let expected = pg_cells(&client, &digest("src")).await;
+    let actual = pg_cells(&client, &digest("dst")).await;
     assert_eq!(expected, actual);
     drop_schemas(&[&schema]).await;
 }
@@ -1112,7 +1092,7 @@ async fn mariadb_unsigned_and_wide_decimals_arrive_exactly_in_postgresql() {
     mariadb_execute(&format!("DROP DATABASE `{database}`")).await;
     assert_eq!(result.unwrap(), 3);
     let client = pg_client(DB).await;
-    let got = cells(
+    let got = pg_cells(
         &client,
         &format!(
             "SELECT id, u, d, f, y, e, bits FROM {}.t ORDER BY id",
@@ -1145,7 +1125,7 @@ async fn mariadb_unsigned_and_wide_decimals_arrive_exactly_in_postgresql() {
             vec![s("3"), None, None, None, None, None, None],
         ]
     );
-    let types: Vec<String> = column_types(&client, &schema, "t")
+    let types: Vec<String> = pg_column_types(&client, &schema, "t")
         .await
         .into_iter()
         .map(|c| c.1)

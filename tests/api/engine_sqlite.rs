@@ -1070,6 +1070,7 @@ async fn sink_batches(
             table: table.into(),
             overwrite: false,
         },
+        copy_offer: None,
     };
     let spec = target.spec();
     let sink = tokio::spawn(async move { run_sink(&spec, ctx).await });

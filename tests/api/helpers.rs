@@ -79,6 +79,46 @@ pub async fn pg_client(db: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Every cell of a query's result in PostgreSQL's text form.
+pub async fn pg_cells(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(String::from))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (name, type as PostgreSQL formats it, NOT NULL) of a table's columns.
+pub async fn pg_column_types(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    table: &str,
+) -> Vec<(String, String, bool)> {
+    client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum",
+            &[&schema, &table],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
 /// Run SQL on the machine's MariaDB (no default database).
 pub async fn mariadb_execute(sql: &str) {
     use mysql_async::prelude::Queryable;

@@ -15,6 +15,7 @@ mod events;
 mod metrics;
 mod pairs;
 mod partitions;
+mod passthrough;
 mod queries;
 mod service;
 mod tokens;

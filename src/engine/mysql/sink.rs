@@ -31,7 +31,7 @@ use super::values::{
     MICROS_PER_SECOND,
 };
 use super::{connect_with, describe};
-use crate::engine::batch::{Message, Progress, SinkContext};
+use crate::engine::batch::{copy_not_offered, Message, Progress, SinkContext};
 use crate::engine::types::{Column, LogicalType};
 use crate::engine::{ConnectSpec, EngineError};
 
@@ -186,6 +186,7 @@ async fn write(
         progress,
         columns,
         target,
+        copy_offer: _,
     } = ctx;
     let table = target.table.as_str();
     let folded: u64 = conn
@@ -844,6 +845,7 @@ async fn encode_all(
         };
         match message {
             None => return Err(EngineError::Cancelled.into()),
+            Some(Message::Copy(_)) => return Err(copy_not_offered().into()),
             Some(Message::End) => {
                 if !buf.is_empty() {
                     send_chunk(chunk_tx, cancel, std::mem::take(&mut buf)).await?;
@@ -929,6 +931,7 @@ async fn insert_rows(
         };
         match message {
             None => return Err(EngineError::Cancelled),
+            Some(Message::Copy(_)) => return Err(copy_not_offered()),
             Some(Message::End) => {
                 inserter.flush(conn, fields, progress).await?;
                 return Ok(inserter.written);

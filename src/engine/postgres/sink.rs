@@ -1,6 +1,8 @@
 //! The PostgreSQL sink: one transaction; the table (or a staging table) is created when
 //! needed, rows go in with `COPY ... FROM STDIN (FORMAT binary)` encoded from the Arrow
-//! batches into one reusable buffer, and the transaction commits only after `End`.
+//! batches into one reusable buffer (or, from a PostgreSQL source of the same column types,
+//! forwarded as the source's own tuples: see `passthrough`), and the transaction commits only
+//! after `End`.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -18,7 +20,7 @@ use tokio_postgres::{Client, Transaction};
 
 use super::dialect::{self, check_ident, column_ddl, column_ddl_type, qualified, quote_ident};
 use super::wire;
-use crate::engine::batch::{Message, SinkContext};
+use crate::engine::batch::{copy_not_offered, Message, SinkContext};
 use crate::engine::types::{Column, LogicalType};
 use crate::engine::{ConnectSpec, EngineError};
 
@@ -171,6 +173,9 @@ struct Plan {
     /// Quoted column names of `copy_into`, in the order of the result's columns.
     copy_columns: Vec<String>,
     wires: Vec<Wire>,
+    /// Type OIDs of `copy_columns` (a source whose tuples have exactly these may pass them
+    /// through).
+    copy_oids: Vec<u32>,
     /// SQL run after the COPY, before COMMIT (INSERT from the load table; swap for overwrite).
     finish: Vec<String>,
     /// Whether `finish[0]` is the INSERT whose count is the rows written.
@@ -243,6 +248,7 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
         .map(|c| wire_for(&c.ty, natural_oid(c)).expect("every logical type has a natural wire"))
         .collect();
     let all_columns: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let natural_oids: Vec<u32> = columns.iter().map(natural_oid).collect();
     let create = |name: &str| {
         let list: Vec<String> = columns.iter().map(column_ddl).collect();
         format!("CREATE TABLE {name} ({})", list.join(", "))
@@ -257,6 +263,7 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
                 copy_into: table,
                 copy_columns: all_columns,
                 wires: natural_wires,
+                copy_oids: natural_oids,
                 finish: Vec::new(),
                 insert_counts: false,
             }
@@ -280,6 +287,7 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
                     copy_into: staging_table.clone(),
                     copy_columns: all_columns,
                     wires: natural_wires,
+                    copy_oids: natural_oids,
                     finish: vec![format!(
                         "DROP TABLE {table}; ALTER TABLE {staging_table} RENAME TO {}",
                         quote_ident(&target.table)
@@ -290,6 +298,19 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
                 append_plan(&tx, relid, &schema, &target.table, &columns).await?
             }
         }
+    };
+
+    // The sources wait for this answer before they read.
+    let pass_through = match ctx.copy_offer.take() {
+        Some(offer) => {
+            let agreed = offer.oids == plan.copy_oids;
+            if agreed {
+                tracing::debug!(into = %plan.copy_into, "Passing the binary COPY tuples through.");
+            }
+            let _ = offer.answer.send(Some(agreed));
+            agreed
+        }
+        None => false,
     };
 
     let statement = format!(
@@ -342,6 +363,20 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
                 rows += n as u64;
                 ctx.progress.add_written(n as u64);
             }
+            Message::Copy(chunk) if pass_through => {
+                if !buf.is_empty() {
+                    // The header.
+                    sink.send(buf.split().freeze())
+                        .await
+                        .map_err(|e| dialect::target_error(&e))?;
+                }
+                sink.send(chunk.data)
+                    .await
+                    .map_err(|e| dialect::target_error(&e))?;
+                rows += chunk.rows;
+                ctx.progress.add_written(chunk.rows);
+            }
+            Message::Copy(_) => return Err(copy_not_offered()),
             Message::End => break,
         }
     }
@@ -370,8 +405,12 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
     if ctx.cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
+    if copied != rows {
+        return Err(EngineError::Internal(format!(
+            "the target's COPY took {copied} rows where {rows} were sent"
+        )));
+    }
     tx.commit().await.map_err(|e| dialect::target_error(&e))?;
-    debug_assert!(written == rows || plan.insert_counts);
     Ok(written)
 }
 
@@ -508,6 +547,7 @@ async fn append_plan(
             copy_into: table_sql,
             copy_columns: target_columns,
             wires,
+            copy_oids: matched.iter().map(|t| t.oid).collect(),
             finish: Vec::new(),
             insert_counts: false,
         });
@@ -556,6 +596,7 @@ async fn append_plan(
             .iter()
             .map(|c| wire_for(&c.ty, natural_oid(c)).expect("natural wire"))
             .collect(),
+        copy_oids: columns.iter().map(natural_oid).collect(),
         finish: vec![insert],
         insert_counts: true,
     })

@@ -1,6 +1,7 @@
 //! The PostgreSQL source: the query is described with a prepare (exact types from the
 //! RowDescription and the catalog), then read with `COPY (<query>) TO STDOUT (FORMAT binary)`,
-//! whose stream is decoded straight into Arrow builders.
+//! whose stream is decoded straight into Arrow builders, or handed on undecoded to a PostgreSQL
+//! sink that takes it (see `passthrough`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,10 +14,12 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
+use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio_postgres::{Client, CopyOutStream};
 
 use super::dialect::{self, quote_ident};
+use super::passthrough::TupleFramer;
 use super::wire::{self, NumericView};
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
 use crate::engine::types::{arrow_schema, Column, LogicalType};
@@ -99,6 +102,9 @@ pub struct PgSource {
     copy_sql: String,
     /// Characters before the user's query in `copy_sql` (for error positions).
     offset: usize,
+    /// The result's type OIDs when its COPY tuples may be passed through as they are (see
+    /// `passthrough`).
+    copy_oids: Option<Vec<u32>>,
 }
 
 /// Connect and describe `query`; `target` decides the carriers (PgRaw only towards PostgreSQL).
@@ -159,6 +165,7 @@ pub async fn open(
     let mut columns = Vec::with_capacity(described.len());
     let mut decoders = Vec::with_capacity(described.len());
     let mut selects = Vec::with_capacity(described.len());
+    let mut all_builtin = true;
     for (i, (col, row)) in described.iter().zip(&catalog).enumerate() {
         let info = TypeInfo {
             oid: type_oids[i],
@@ -168,6 +175,7 @@ pub async fn open(
             typtype: row.get(2),
             elem: row.get(3),
         };
+        all_builtin &= info.oid < FIRST_NORMAL_OID && info.typtype != "p";
         let (ty, decode, select) = map_type(&info, target);
         let not_null: bool = row.get(4);
         columns.push(Column {
@@ -180,7 +188,9 @@ pub async fn open(
         selects.push(select);
     }
 
-    let (copy_sql, offset) = if selects.iter().all(|s| *s == Select::Plain) {
+    let plain = selects.iter().all(|s| *s == Select::Plain);
+    let copy_oids = (target == DbKind::Postgres && all_builtin && plain).then_some(type_oids);
+    let (copy_sql, offset) = if plain {
         let prefix = "COPY (\n";
         (
             format!("{prefix}{query}\n) TO STDOUT (FORMAT binary)"),
@@ -212,6 +222,7 @@ pub async fn open(
         spec: spec.clone(),
         copy_sql,
         offset,
+        copy_oids,
     })
 }
 
@@ -280,6 +291,14 @@ fn decodable_element(elem: u32) -> bool {
             | oid::UUID
             | oid::JSON
             | oid::JSONB
+    )
+}
+
+/// `regclass`, `regtype` and the other OID aliases: their binary form is the object's OID.
+fn is_reg_type(oid: u32) -> bool {
+    matches!(
+        oid,
+        24 | 2202 | 2203 | 2204 | 2205 | 2206 | 3734 | 3769 | 4089 | 4096 | 4191
     )
 }
 
@@ -371,6 +390,14 @@ fn map_type(t: &TypeInfo, target: DbKind) -> (LogicalType, Decode, Select) {
         oid::JSON => plain(LogicalType::Json, Decode::Text),
         oid::JSONB => plain(LogicalType::Json, Decode::Jsonb),
         oid::INTERVAL if !to_pg => plain(LogicalType::Interval, Decode::IntervalIso),
+        // An object's OID means nothing on another server: carry its name.
+        _ if is_reg_type(t.oid) || is_reg_type(t.elem) => (
+            LogicalType::Other {
+                db_type: t.format.clone(),
+            },
+            Decode::Text,
+            Select::TextCast,
+        ),
         _ => {
             let builtin = t.oid < FIRST_NORMAL_OID && t.typtype != "p";
             let is_array = t.category == "A" && t.elem != 0;
@@ -415,12 +442,17 @@ impl PgSource {
         self.columns = columns;
     }
 
+    /// The result's type OIDs when its COPY tuples could go to a PostgreSQL sink as they are.
+    pub fn copy_oids(&self) -> Option<&[u32]> {
+        self.copy_oids.as_deref()
+    }
+
     /// Stream every row to the sink, then `End`.
     ///
     /// # Cancel safety
     /// On `ctx.cancel` (or any failure while the COPY runs) the COPY is cancelled on the
     /// server and its end awaited before returning, so no query of this transfer keeps running.
-    pub async fn run(self, ctx: SourceContext) -> Result<(), EngineError> {
+    pub async fn run(self, mut ctx: SourceContext) -> Result<(), EngineError> {
         let PgSource {
             columns,
             decoders,
@@ -428,6 +460,7 @@ impl PgSource {
             spec,
             copy_sql,
             offset,
+            copy_oids,
         } = self;
         let token = client.cancel_token();
         let start = client.copy_out(copy_sql.as_str());
@@ -445,9 +478,20 @@ impl PgSource {
             started = &mut start => started.map_err(|e| dialect::source_error(&e, offset))?,
         };
         let mut stream = std::pin::pin!(stream);
-        let mut decoder = Decoder::new(&columns, &decoders, ctx.batch_rows);
         let mut done = false;
-        let outcome = read_all(stream.as_mut(), &ctx, &mut decoder, &mut done, offset).await;
+        // The COPY runs on the server while the sink decides (it answers once it knows the
+        // target's column types).
+        let outcome = match ctx.copy_accepted().await {
+            Ok(true) if copy_oids.is_some() => {
+                let framer = TupleFramer::new(&columns);
+                pass_through(stream.as_mut(), &ctx, framer, &mut done, offset).await
+            }
+            Ok(_) => {
+                let mut decoder = Decoder::new(&columns, &decoders, ctx.batch_rows);
+                read_all(stream.as_mut(), &ctx, &mut decoder, &mut done, offset).await
+            }
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(()) => ctx.finish().await,
             Err(e) => {
@@ -477,6 +521,63 @@ async fn drain(mut stream: Pin<&mut CopyOutStream>) {
     .await;
 }
 
+/// The next message of the COPY stream; `None` at its end. `done` is set once the server has
+/// ended the COPY (nothing left to cancel).
+async fn next_chunk(
+    stream: &mut Pin<&mut CopyOutStream>,
+    ctx: &SourceContext,
+    done: &mut bool,
+    offset: usize,
+) -> Result<Option<Bytes>, EngineError> {
+    if ctx.cancel.is_cancelled() {
+        return Err(EngineError::Cancelled);
+    }
+    let next = match stream.next().now_or_never() {
+        Some(next) => next,
+        None => tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
+            next = stream.next() => next,
+        },
+    };
+    match next {
+        None => {
+            *done = true;
+            Ok(None)
+        }
+        Some(Err(e)) => {
+            *done = true;
+            if dialect::is_query_canceled(&e) && ctx.cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            Err(dialect::source_error(&e, offset))
+        }
+        Some(Ok(chunk)) => Ok(Some(chunk)),
+    }
+}
+
+/// Forward the COPY stream's tuples to the sink as they are, in chunks.
+async fn pass_through(
+    mut stream: Pin<&mut CopyOutStream>,
+    ctx: &SourceContext,
+    mut framer: TupleFramer,
+    done: &mut bool,
+    offset: usize,
+) -> Result<(), EngineError> {
+    while let Some(chunk) = next_chunk(&mut stream, ctx, done, offset).await? {
+        framer.push(&chunk)?;
+        if framer.ready() {
+            if let Some(tuples) = framer.take() {
+                ctx.send_copy(tuples).await?;
+            }
+        }
+    }
+    if let Some(tuples) = framer.finish()? {
+        ctx.send_copy(tuples).await?;
+    }
+    Ok(())
+}
+
 async fn read_all(
     mut stream: Pin<&mut CopyOutStream>,
     ctx: &SourceContext,
@@ -486,32 +587,7 @@ async fn read_all(
 ) -> Result<(), EngineError> {
     // Bytes of a tuple split across messages wait here for the rest.
     let mut carry: Vec<u8> = Vec::new();
-    loop {
-        if ctx.cancel.is_cancelled() {
-            return Err(EngineError::Cancelled);
-        }
-        let next = match stream.next().now_or_never() {
-            Some(next) => next,
-            None => tokio::select! {
-                biased;
-                _ = ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
-                next = stream.next() => next,
-            },
-        };
-        let chunk = match next {
-            None => {
-                *done = true;
-                break;
-            }
-            Some(Err(e)) => {
-                *done = true;
-                if dialect::is_query_canceled(&e) && ctx.cancel.is_cancelled() {
-                    return Err(EngineError::Cancelled);
-                }
-                return Err(dialect::source_error(&e, offset));
-            }
-            Some(Ok(chunk)) => chunk,
-        };
+    while let Some(chunk) = next_chunk(&mut stream, ctx, done, offset).await? {
         let from_carry = !carry.is_empty();
         if from_carry {
             carry.extend_from_slice(&chunk);

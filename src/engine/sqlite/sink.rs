@@ -24,7 +24,7 @@ use tokio::runtime::Handle;
 
 use super::dialect::{self, quote_ident};
 use super::values::{self, check_text_affinity, parse_decimal, Affinity, TextBuf};
-use crate::engine::batch::{Message, SinkContext};
+use crate::engine::batch::{copy_not_offered, Message, SinkContext};
 use crate::engine::types::{Column, LogicalType};
 use crate::engine::{ConnectSpec, EngineError};
 
@@ -229,6 +229,7 @@ fn load(conn: &Connection, ctx: &mut SinkContext, runtime: &Handle) -> Result<u6
                 written += batch.num_rows() as u64;
                 ctx.progress.add_written(batch.num_rows() as u64);
             }
+            Some(Message::Copy(_)) => return Err(copy_not_offered()),
             Some(Message::End) => break,
             // The source failed or the transfer was cancelled: nothing is committed.
             None => return Err(EngineError::Cancelled),
