@@ -2,7 +2,7 @@
 //! and is migrated) and `/metrics` (Prometheus text).
 
 use actix_web::middleware::from_fn;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -37,10 +37,7 @@ pub async fn readyz(state: State) -> Result<HttpResponse, ApiError> {
 pub async fn metrics(state: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     if !state.settings.api.metrics_public {
         // Authenticated by `require_auth` around this route.
-        let caller = req.extensions().get::<super::auth::Caller>().cloned();
-        caller
-            .ok_or_else(|| ApiError::internal("/metrics is not behind authentication"))?
-            .require_admin()?;
+        super::auth::Admin::extract(&req).await?;
     }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

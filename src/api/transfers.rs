@@ -146,14 +146,6 @@ fn partitioning(
         ),
     };
     let column = column.filter(|c| !c.is_empty());
-    if let Some(c) = &column {
-        if c.contains('\0') || c.chars().count() > 63 {
-            return Err(ApiError::validation(
-                "partitionColumn",
-                "partitionColumn must be at most 63 characters, without NUL",
-            ));
-        }
-    }
     match (&column, partitions) {
         (Some(_), Some(_)) | (None, None) => Ok((column, partitions)),
         (None, Some(_)) => Err(ApiError {
@@ -223,6 +215,7 @@ pub async fn create_transfer(
     for (field, name) in [
         ("targetTable", Some(&target_table)),
         ("targetSchema", target_schema.as_ref()),
+        ("partitionColumn", partition_column.as_ref()),
     ] {
         if let Some(name) = name {
             if name.contains('\0') || name.chars().count() > 63 {

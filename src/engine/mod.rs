@@ -296,6 +296,16 @@ async fn with_timeout<T>(
     }
 }
 
+/// A query without surrounding blanks and trailing semicolons, ready to be wrapped (in COPY,
+/// a subquery).
+pub(crate) fn trim_query(query: &str) -> &str {
+    let mut q = query.trim();
+    while let Some(rest) = q.strip_suffix(';') {
+        q = rest.trim_end();
+    }
+    q
+}
+
 /// Group `(schema, table, kind, column)` rows, already ordered, into the nested answer.
 pub(crate) fn group_columns(
     rows: impl IntoIterator<Item = (String, String, String, ColumnInfo)>,
@@ -346,6 +356,12 @@ mod tests {
         let text = format!("{spec:?}");
         assert!(!text.contains("p4ssw0rd-visible?"), "{text}");
         assert!(text.contains("REDACTED"), "{text}");
+    }
+
+    #[test]
+    fn trailing_semicolons_and_blanks_are_trimmed_before_a_query_is_wrapped() {
+        assert_eq!(trim_query("  SELECT 1 ;; \n"), "SELECT 1");
+        assert_eq!(trim_query("SELECT ';'"), "SELECT ';'");
     }
 
     #[test]

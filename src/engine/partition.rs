@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch::{Message, Progress, SourceContext};
 use super::pipeline::{check_columns, Source, TransferRequest};
 use super::types::{Column, LogicalType};
-use super::{mysql, postgres, sqlite, DbKind, EngineError};
+use super::{mysql, postgres, sqlite, trim_query, DbKind, EngineError};
 
 /// The most partitions a transfer may ask for.
 pub const MAX_PARTITIONS: u32 = 32;
@@ -51,15 +51,6 @@ pub fn split(min: i128, max: i128, partitions: u32) -> Vec<Range> {
 pub fn batch_rows(batch_rows: usize, partitions: usize) -> usize {
     let batch_rows = batch_rows.max(1);
     (batch_rows / partitions.max(1)).max(batch_rows.min(4096))
-}
-
-/// The query without surrounding blanks and trailing semicolons (it is wrapped).
-fn trim_query(query: &str) -> &str {
-    let mut q = query.trim();
-    while let Some(rest) = q.strip_suffix(';') {
-        q = rest.trim_end();
-    }
-    q
 }
 
 fn quote(kind: DbKind, name: &str) -> Result<String, EngineError> {
@@ -324,7 +315,6 @@ mod tests {
              WHERE (\"id\" < 6 OR \"id\" IS NULL)"
         );
         assert!(range_sql("q", "`id`", ranges[1]).ends_with("WHERE `id` >= 6"));
-        assert_eq!(trim_query(" SELECT 1 ;; \n"), "SELECT 1");
     }
 
     #[test]

@@ -143,12 +143,9 @@ async fn open_sources(
     Ok((vec![source], columns))
 }
 
-/// The type OIDs every source can pass through as binary COPY tuples, when the target is
-/// PostgreSQL and the sources agree.
-fn copy_offer(sources: &[Source], target: DbKind) -> Option<Vec<u32>> {
-    if target != DbKind::Postgres {
-        return None;
-    }
+/// The type OIDs every source can pass through as binary COPY tuples (a source offers them
+/// only towards a PostgreSQL target), when the sources agree.
+fn copy_offer(sources: &[Source]) -> Option<Vec<u32>> {
     let first = sources.first()?.copy_oids()?;
     sources
         .iter()
@@ -177,7 +174,7 @@ pub async fn run_transfer(
     let (tx, rx) = mpsc::channel::<Message>(CHANNEL_BATCHES);
     let writers = Arc::new(AtomicUsize::new(sources.len()));
     let batch_rows = partition::batch_rows(request.batch_rows, sources.len());
-    let (copy_offer, copy_answer) = match copy_offer(&sources, request.target.kind) {
+    let (copy_offer, copy_answer) = match copy_offer(&sources) {
         Some(oids) => {
             let (answer, answered) = watch::channel(None);
             (Some(CopyOffer { oids, answer }), Some(answered))

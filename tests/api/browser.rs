@@ -22,13 +22,9 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// One browser at a time: two cores cannot run several Chromiums and a transfer at once.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A transfer of 3,000,000 generated rows that takes at least `30 × pause` seconds: the source
-/// sleeps every 100,000 rows, so its progress is seen to grow whatever the machine's speed.
+/// A transfer of 3,000,000 generated rows that takes at least `30 × pause` seconds.
 fn long_query(pause: f64) -> String {
-    format!(
-        "SELECT g AS id, md5(g::text) AS t FROM (SELECT generate_series(1, 3000000) g) s \
-         WHERE g % 100000 <> 0 OR pg_sleep({pause})::text = ''"
-    )
+    crate::helpers::paced_query(3_000_000, pause)
 }
 
 /// How the window is sized.

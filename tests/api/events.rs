@@ -7,14 +7,15 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, pg_client, pg_schema_and_connection, spawn_app, spawn_app_with, Backend, TestApp,
+    assert_error, pg_count, pg_schema_and_connection, spawn_app, spawn_app_with, Backend, TestApp,
 };
 
 /// Rows of the long transfers: generated in the SELECT list, so PostgreSQL streams them.
 const LONG_ROWS: i64 = 2_000_000;
 
+/// At least 0.1 s per 100,000 rows, so progress events are seen whatever the machine's speed.
 fn long_query(rows: i64) -> String {
-    format!("SELECT g AS id, md5(g::text) AS t FROM (SELECT generate_series(1, {rows}) g) s")
+    crate::helpers::paced_query(rows, 0.1)
 }
 
 /// One server-sent event.
@@ -122,15 +123,6 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
         .unwrap()
 }
 
-async fn count(schema: &str, table: &str) -> i64 {
-    pg_client("test")
-        .await
-        .query_one(&format!("SELECT count(*) FROM {schema}.{table}"), &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 fn statuses(events: &[Event]) -> Vec<&str> {
     events
         .iter()
@@ -188,7 +180,7 @@ async fn a_transfer_stream_shows_queued_running_progress_and_complete() {
     let got = get_json(&app, &format!("/api/v1/transfers/{id}")).await;
     assert_eq!(last.data, got);
     assert_eq!(last.data["rowsWritten"], LONG_ROWS);
-    assert_eq!(count(&schema, "second").await, LONG_ROWS);
+    assert_eq!(pg_count(&schema, "second").await, LONG_ROWS);
 
     let running_at = events
         .iter()
@@ -475,7 +467,7 @@ async fn a_slow_sse_client_never_slows_a_transfer() {
     let done = app.wait_transfer(&t["id"], 300).await;
     assert_eq!(done["status"], "complete", "{done}");
     assert_eq!(done["rowsWritten"], LONG_ROWS);
-    assert_eq!(count(&schema, "slow").await, LONG_ROWS);
+    assert_eq!(pg_count(&schema, "slow").await, LONG_ROWS);
     // The admin stream is still open; the job's stream has ended on the server: its final
     // status waits in the connection's buffers for the client that has not read it yet.
     wait_subscribers(&app, 1, 10).await;

@@ -79,6 +79,26 @@ pub async fn pg_client(db: &str) -> tokio_postgres::Client {
     client
 }
 
+/// A PostgreSQL query of `rows` generated rows (id, md5 text) whose source sleeps `pause`
+/// seconds every 100,000 rows, so a transfer of it runs at least `rows / 100,000 × pause`
+/// seconds and its progress is seen to grow whatever the machine's speed.
+pub fn paced_query(rows: i64, pause: f64) -> String {
+    format!(
+        "SELECT g AS id, md5(g::text) AS t FROM (SELECT generate_series(1, {rows}) g) s \
+         WHERE g % 100000 <> 0 OR pg_sleep({pause})::text = ''"
+    )
+}
+
+/// The rows of `schema.table` in PostgreSQL database `test`.
+pub async fn pg_count(schema: &str, table: &str) -> i64 {
+    pg_client("test")
+        .await
+        .query_one(&format!("SELECT count(*) FROM {schema}.{table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Every cell of a query's result in PostgreSQL's text form.
 pub async fn pg_cells(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
     client

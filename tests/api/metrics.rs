@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::{
-    assert_error, pg_client, pg_schema_and_connection, spawn_app, spawn_app_with, Backend, TestApp,
+    assert_error, pg_count, pg_schema_and_connection, spawn_app, spawn_app_with, Backend, TestApp,
 };
 
 async fn scrape(app: &TestApp) -> Scrape {
@@ -96,16 +96,22 @@ async fn a_transfer_and_requests_move_the_metrics_by_what_they_did() {
     assert_eq!(done["status"], "complete", "{done}");
     let bytes = done["bytesRead"].as_f64().unwrap();
     assert!(bytes > 0.0);
-    let rows: i64 = pg_client("test")
-        .await
-        .query_one(&format!("SELECT count(*) FROM {schema}.dst"), &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(rows, 12345);
+    assert_eq!(pg_count(&schema, "dst").await, 12345);
 
-    let middle = scrape(&app).await;
+    // The job's metrics are recorded just after its status is stored: wait for them.
     let transfer = [("kind", "transfer")];
+    let complete = [("kind", "transfer"), ("status", "complete")];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let middle = loop {
+        let now = scrape(&app).await;
+        let recorded = value(&now, "sluice_jobs_total", &complete)
+            > value(&before, "sluice_jobs_total", &complete)
+            && value(&now, "sluice_jobs_running", &transfer) == 0.0;
+        if recorded || std::time::Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let moved = |metric: &str, labels: &[(&str, &str)]| {
         value(&middle, metric, labels) - value(&before, metric, labels)
     };

@@ -6,8 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, mariadb_connection, mariadb_execute, pg_client, pg_connection, pg_execute,
-    spawn_app, spawn_app_with, unique_name, TestApp,
+    assert_error, mariadb_connection, mariadb_execute, pg_client, pg_connection, pg_count,
+    pg_execute, spawn_app, spawn_app_with, unique_name, TestApp,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -471,13 +471,7 @@ async fn cancelling_a_partitioned_transfer_stops_every_partition_and_writes_noth
         0,
         "a partition's query is still running"
     );
-    let client = pg_client("test").await;
-    let count: i64 = client
-        .query_one(&format!("SELECT count(*) FROM {schema}.dst"), &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(count, 1);
+    assert_eq!(pg_count(&schema, "dst").await, 1);
 }
 
 #[actix_web::test]

@@ -217,21 +217,25 @@ async fn object_references_arrive_as_names_not_as_another_servers_oids() {
 async fn a_large_pass_through_reports_progress_and_writes_exactly_the_source() {
     let app = spawn_app().await;
     let (schema, pg) = pg_schema_and_connection(&app, "pass_big").await;
+    // The source sleeps 0.3 s every 100,000 rows, so the transfer is seen half done.
     let query = "SELECT g AS id, md5(g::text) AS label, g * 0.01 AS amount, \
-                 date '2020-01-01' + (g % 1000) AS day FROM generate_series(1, 400000) g";
+                 date '2020-01-01' + (g % 1000) AS day FROM generate_series(1, 400000) g \
+                 WHERE g % 100000 <> 0 OR pg_sleep(0.3)::text = ''";
     let t = app
         .submit_transfer(json!({
             "sourceId": pg["id"], "targetId": pg["id"], "query": query,
             "targetSchema": schema, "targetTable": "dst"
         }))
         .await;
-    // Progress is seen while it runs, in whole chunks, never past the total.
+    // Progress is seen while it runs, growing, never past the total.
     let mut seen_progress = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let done = loop {
         let now = app.transfer(&t["id"]).await;
         if ["complete", "error", "cancelled"].contains(&now["status"].as_str().unwrap()) {
             break now;
         }
+        assert!(std::time::Instant::now() < deadline, "still running: {now}");
         if now["status"] == "running" {
             seen_progress.push(now["rowsWritten"].as_i64().unwrap());
         }
@@ -239,6 +243,10 @@ async fn a_large_pass_through_reports_progress_and_writes_exactly_the_source() {
     };
     assert_eq!(done["status"], "complete", "{done}");
     assert_eq!(done["rowsWritten"], 400_000, "{done}");
+    assert!(
+        seen_progress.iter().any(|&n| n > 0 && n < 400_000),
+        "no progress seen half way: {seen_progress:?}"
+    );
     assert!(
         seen_progress.iter().all(|&n| (0..=400_000).contains(&n)),
         "{seen_progress:?}"
@@ -248,17 +256,19 @@ async fn a_large_pass_through_reports_progress_and_writes_exactly_the_source() {
         "{seen_progress:?}"
     );
     let client = pg_client("test").await;
-    let checksum = |sql: String| {
-        let client = &client;
-        async move { pg_cells(client, &sql).await }
-    };
-    let source = checksum(format!(
-        "SELECT count(*)::text, md5(string_agg(q::text, ',' ORDER BY id)) FROM ({query}) q"
-    ))
+    let source = pg_cells(
+        &client,
+        &format!(
+            "SELECT count(*)::text, md5(string_agg(q::text, ',' ORDER BY id)) FROM ({query}) q"
+        ),
+    )
     .await;
-    let target = checksum(format!(
-        "SELECT count(*)::text, md5(string_agg(q::text, ',' ORDER BY id)) FROM {schema}.dst q"
-    ))
+    let target = pg_cells(
+        &client,
+        &format!(
+            "SELECT count(*)::text, md5(string_agg(q::text, ',' ORDER BY id)) FROM {schema}.dst q"
+        ),
+    )
     .await;
     assert_eq!(source, target);
     assert_eq!(source[0][0].as_deref(), Some("400000"));

@@ -5,18 +5,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, pg_client, pg_connection, pg_execute, pg_schema_and_connection, spawn_app,
-    spawn_app_with, test_settings, Backend,
+    assert_error, pg_client, pg_connection, pg_count, pg_execute, pg_schema_and_connection,
+    spawn_app, spawn_app_with, test_settings, Backend,
 };
-
-async fn count(schema: &str, table: &str) -> i64 {
-    let client = pg_client("test").await;
-    client
-        .query_one(&format!("SELECT count(*) FROM {schema}.{table}"), &[])
-        .await
-        .unwrap()
-        .get(0)
-}
 
 /// Queries of this test still running on the server, found by a marker in their text.
 async fn pg_queries_with(marker: &str) -> i64 {
@@ -222,7 +213,7 @@ async fn a_failure_after_100000_rows_leaves_the_target_unchanged_in_both_modes()
             "{done}"
         );
         assert_eq!(done["rowsWritten"], 0);
-        assert_eq!(count(&schema, "dst").await, 3, "overwrite={overwrite}");
+        assert_eq!(pg_count(&schema, "dst").await, 3, "overwrite={overwrite}");
     }
     // No staging table is left behind.
     let client = pg_client("test").await;
@@ -288,7 +279,7 @@ async fn cancelling_a_running_transfer_stops_the_server_query_and_rolls_back() {
         0,
         "the source query is still running"
     );
-    assert_eq!(count(&schema, "dst").await, 1);
+    assert_eq!(pg_count(&schema, "dst").await, 1);
 
     // A finished transfer cannot be cancelled again; it can be deleted.
     let again = app

@@ -15,6 +15,7 @@
 
 use bytes::{Buf, BytesMut};
 
+use super::wire::{bad_copy_stream, copy_header_len, null_in_not_null};
 use crate::engine::batch::CopyChunk;
 use crate::engine::types::Column;
 use crate::engine::EngineError;
@@ -22,15 +23,6 @@ use crate::engine::EngineError;
 /// Tuples are handed to the sink in chunks of about this many bytes (below the 1 MiB mmap
 /// threshold main.rs sets, so the buffers are reused from the heap rather than mapped afresh).
 pub const CHUNK_BYTES: usize = 512 * 1024;
-
-const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
-
-fn bad_stream(what: &str) -> EngineError {
-    EngineError::Source {
-        message: format!("malformed binary COPY stream: {what}"),
-        transient: false,
-    }
-}
 
 /// Cuts a binary COPY stream into whole tuples, reading only field lengths.
 pub struct TupleFramer {
@@ -69,24 +61,16 @@ impl TupleFramer {
             return if data.is_empty() {
                 Ok(())
             } else {
-                Err(bad_stream("data after the trailer"))
+                Err(bad_copy_stream("data after the trailer"))
             };
         }
         self.buf.extend_from_slice(data);
         if !self.header_done {
-            if self.buf.len() < 19 {
+            let Some(header) = copy_header_len(&self.buf)? else {
                 return Ok(());
-            }
-            if &self.buf[..11] != SIGNATURE {
-                return Err(bad_stream("bad signature"));
-            }
-            let ext = u32::from_be_bytes([self.buf[15], self.buf[16], self.buf[17], self.buf[18]])
-                as usize;
-            if self.buf.len() < 19 + ext {
-                return Ok(());
-            }
+            };
             // The sink writes its own header.
-            self.buf.advance(19 + ext);
+            self.buf.advance(header);
             self.header_done = true;
         }
         self.scan()
@@ -101,13 +85,13 @@ impl TupleFramer {
             let count = i16::from_be_bytes([data[pos], data[pos + 1]]);
             if count == -1 {
                 if data.len() > pos + 2 {
-                    return Err(bad_stream("data after the trailer"));
+                    return Err(bad_copy_stream("data after the trailer"));
                 }
                 trailer = Some(pos);
                 break;
             }
             if count as usize != self.not_null.len() {
-                return Err(bad_stream("unexpected field count"));
+                return Err(bad_copy_stream("unexpected field count"));
             }
             let mut at = pos + 2;
             let mut whole = true;
@@ -125,14 +109,7 @@ impl TupleFramer {
                         break;
                     }
                 } else if let Some(name) = not_null {
-                    return Err(EngineError::Value {
-                        column: name.clone(),
-                        row: self.rows_before + rows + 1,
-                        message: "NULL in a column described as NOT NULL (a table column made \
-                                  nullable by the query); cast it, e.g. col::type, so it is not \
-                                  taken as the table column"
-                            .into(),
-                    });
+                    return Err(null_in_not_null(name, self.rows_before + rows + 1));
                 }
             }
             if !whole {
@@ -185,6 +162,7 @@ impl TupleFramer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::postgres::wire::COPY_SIGNATURE;
     use crate::engine::types::LogicalType;
 
     fn column(name: &str, nullable: bool) -> Column {
@@ -197,7 +175,7 @@ mod tests {
     }
 
     fn header() -> Vec<u8> {
-        let mut out = SIGNATURE.to_vec();
+        let mut out = COPY_SIGNATURE.to_vec();
         out.extend_from_slice(&0i32.to_be_bytes());
         out.extend_from_slice(&4u32.to_be_bytes());
         out.extend_from_slice(b"ext!");

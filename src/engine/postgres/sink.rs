@@ -27,8 +27,6 @@ use crate::engine::{ConnectSpec, EngineError};
 /// Encoded bytes handed to the COPY at a time.
 const FLUSH_BYTES: usize = 1 << 20;
 
-const COPY_SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
-
 /// How a value is written on the wire, chosen per column from its logical type and the
 /// target column's type.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -324,7 +322,7 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
         .map_err(|e| dialect::target_error(&e))?;
     let mut sink = std::pin::pin!(sink);
     let mut buf = BytesMut::with_capacity(FLUSH_BYTES + FLUSH_BYTES / 4);
-    buf.put_slice(COPY_SIGNATURE);
+    buf.put_slice(wire::COPY_SIGNATURE);
     buf.put_i32(0);
     buf.put_i32(0);
     let mut rows: u64 = 0;
@@ -389,6 +387,11 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
         .finish()
         .await
         .map_err(|e| dialect::target_error(&e))?;
+    if copied != rows {
+        return Err(EngineError::Internal(format!(
+            "the target's COPY took {copied} rows where {rows} were sent"
+        )));
+    }
     let mut written = copied;
     for (i, sql) in plan.finish.iter().enumerate() {
         if i == 0 && plan.insert_counts {
@@ -404,11 +407,6 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
     }
     if ctx.cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
-    }
-    if copied != rows {
-        return Err(EngineError::Internal(format!(
-            "the target's COPY took {copied} rows where {rows} were sent"
-        )));
     }
     tx.commit().await.map_err(|e| dialect::target_error(&e))?;
     Ok(written)

@@ -23,7 +23,7 @@ use super::passthrough::TupleFramer;
 use super::wire::{self, NumericView};
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
 use crate::engine::types::{arrow_schema, Column, LogicalType};
-use crate::engine::{ConnectSpec, DbKind, EngineError};
+use crate::engine::{trim_query, ConnectSpec, DbKind, EngineError};
 
 /// First OID of objects created after initdb: below it, types are built in.
 const FIRST_NORMAL_OID: u32 = 16_384;
@@ -53,6 +53,17 @@ mod oid {
     pub const NUMERIC: u32 = 1700;
     pub const UUID: u32 = 2950;
     pub const JSONB: u32 = 3802;
+    pub const REGPROC: u32 = 24;
+    pub const REGPROCEDURE: u32 = 2202;
+    pub const REGOPER: u32 = 2203;
+    pub const REGOPERATOR: u32 = 2204;
+    pub const REGCLASS: u32 = 2205;
+    pub const REGTYPE: u32 = 2206;
+    pub const REGCONFIG: u32 = 3734;
+    pub const REGDICTIONARY: u32 = 3769;
+    pub const REGNAMESPACE: u32 = 4089;
+    pub const REGROLE: u32 = 4096;
+    pub const REGCOLLATION: u32 = 4191;
 }
 
 /// How a wire value becomes an Arrow value.
@@ -175,7 +186,7 @@ pub async fn open(
             typtype: row.get(2),
             elem: row.get(3),
         };
-        all_builtin &= info.oid < FIRST_NORMAL_OID && info.typtype != "p";
+        all_builtin &= info.is_builtin();
         let (ty, decode, select) = map_type(&info, target);
         let not_null: bool = row.get(4);
         columns.push(Column {
@@ -226,15 +237,6 @@ pub async fn open(
     })
 }
 
-/// The query without surrounding blanks and trailing semicolons (COPY wraps it).
-fn trim_query(query: &str) -> &str {
-    let mut q = query.trim();
-    while let Some(rest) = q.strip_suffix(';') {
-        q = rest.trim_end();
-    }
-    q
-}
-
 /// A table column declared NOT NULL can still be NULL in a result: the inner side of an
 /// outer join, or a grouping-sets aggregate. Look at the plan for those.
 async fn plan_may_add_nulls(client: &Client, query: &str) -> bool {
@@ -270,6 +272,13 @@ struct TypeInfo {
     elem: u32,
 }
 
+impl TypeInfo {
+    /// Created by initdb (the same OID and binary form on every server), not a pseudo-type.
+    fn is_builtin(&self) -> bool {
+        self.oid < FIRST_NORMAL_OID && self.typtype != "p"
+    }
+}
+
 /// Element types whose arrays are decoded here (others go through `to_json`).
 fn decodable_element(elem: u32) -> bool {
     matches!(
@@ -298,7 +307,17 @@ fn decodable_element(elem: u32) -> bool {
 fn is_reg_type(oid: u32) -> bool {
     matches!(
         oid,
-        24 | 2202 | 2203 | 2204 | 2205 | 2206 | 3734 | 3769 | 4089 | 4096 | 4191
+        oid::REGPROC
+            | oid::REGPROCEDURE
+            | oid::REGOPER
+            | oid::REGOPERATOR
+            | oid::REGCLASS
+            | oid::REGTYPE
+            | oid::REGCONFIG
+            | oid::REGDICTIONARY
+            | oid::REGNAMESPACE
+            | oid::REGROLE
+            | oid::REGCOLLATION
     )
 }
 
@@ -399,7 +418,7 @@ fn map_type(t: &TypeInfo, target: DbKind) -> (LogicalType, Decode, Select) {
             Select::TextCast,
         ),
         _ => {
-            let builtin = t.oid < FIRST_NORMAL_OID && t.typtype != "p";
+            let builtin = t.is_builtin();
             let is_array = t.category == "A" && t.elem != 0;
             if to_pg && builtin {
                 plain(
@@ -460,7 +479,7 @@ impl PgSource {
             spec,
             copy_sql,
             offset,
-            copy_oids,
+            copy_oids: _,
         } = self;
         let token = client.cancel_token();
         let start = client.copy_out(copy_sql.as_str());
@@ -482,7 +501,8 @@ impl PgSource {
         // The COPY runs on the server while the sink decides (it answers once it knows the
         // target's column types).
         let outcome = match ctx.copy_accepted().await {
-            Ok(true) if copy_oids.is_some() => {
+            // Offered only when `copy_oids` is set.
+            Ok(true) => {
                 let framer = TupleFramer::new(&columns);
                 pass_through(stream.as_mut(), &ctx, framer, &mut done, offset).await
             }
@@ -749,15 +769,6 @@ struct Decoder {
     scratch: String,
 }
 
-const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
-
-fn bad_stream(what: &str) -> EngineError {
-    EngineError::Source {
-        message: format!("malformed binary COPY stream: {what}"),
-        transient: false,
-    }
-}
-
 impl Decoder {
     fn new(columns: &[Column], decoders: &[Decode], batch_rows: usize) -> Self {
         let capacity = batch_rows.min(65_536);
@@ -789,22 +800,15 @@ impl Decoder {
     fn parse(&mut self, data: &[u8]) -> Result<(usize, bool), EngineError> {
         let mut pos = 0;
         if !self.header_done {
-            if data.len() < 19 {
+            let Some(header) = wire::copy_header_len(data)? else {
                 return Ok((0, false));
-            }
-            if &data[..11] != SIGNATURE {
-                return Err(bad_stream("bad signature"));
-            }
-            let ext = u32::from_be_bytes([data[15], data[16], data[17], data[18]]) as usize;
-            if data.len() < 19 + ext {
-                return Ok((0, false));
-            }
-            pos = 19 + ext;
+            };
+            pos = header;
             self.header_done = true;
         }
         while pos + 2 <= data.len() {
             if self.finished {
-                return Err(bad_stream("data after the trailer"));
+                return Err(wire::bad_copy_stream("data after the trailer"));
             }
             let count = i16::from_be_bytes([data[pos], data[pos + 1]]);
             if count == -1 {
@@ -813,7 +817,7 @@ impl Decoder {
                 continue;
             }
             if count as usize != self.columns.len() {
-                return Err(bad_stream("unexpected field count"));
+                return Err(wire::bad_copy_stream("unexpected field count"));
             }
             // Find every field of the tuple before touching the builders.
             self.spans.clear();
@@ -844,14 +848,7 @@ impl Decoder {
             for (column, &(start, len)) in self.columns.iter_mut().zip(&self.spans) {
                 if len < 0 {
                     if !column.nullable {
-                        return Err(EngineError::Value {
-                            column: column.name.clone(),
-                            row,
-                            message: "NULL in a column described as NOT NULL (a table column \
-                                      made nullable by the query); cast it, e.g. col::type, so \
-                                      it is not taken as the table column"
-                                .into(),
-                        });
+                        return Err(wire::null_in_not_null(&column.name, row));
                     }
                     column.builder.append_null();
                 } else {
@@ -1204,11 +1201,6 @@ mod tests {
         assert_eq!(s, "[]");
     }
 
-    #[test]
-    fn trailing_semicolons_are_trimmed() {
-        assert_eq!(trim_query("  SELECT 1 ;; \n"), "SELECT 1");
-    }
-
     fn column(name: &str, ty: LogicalType) -> Column {
         Column {
             name: name.into(),
@@ -1231,7 +1223,7 @@ mod tests {
             ),
         ];
         let mut stream = Vec::new();
-        stream.extend_from_slice(SIGNATURE);
+        stream.extend_from_slice(wire::COPY_SIGNATURE);
         stream.extend_from_slice(&0i32.to_be_bytes());
         stream.extend_from_slice(&0i32.to_be_bytes());
         for (a, b) in [(1i32, Some("x")), (2, None)] {

@@ -5,6 +5,42 @@ use std::fmt::Write as _;
 
 use bytes::{BufMut, BytesMut};
 
+use crate::engine::EngineError;
+
+/// What starts every binary COPY stream.
+pub const COPY_SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+
+/// The length of the binary COPY header at the start of `data` (signature, flags, header
+/// extension); `None` while it has not all arrived.
+pub fn copy_header_len(data: &[u8]) -> Result<Option<usize>, EngineError> {
+    if data.len() < 19 {
+        return Ok(None);
+    }
+    if &data[..11] != COPY_SIGNATURE {
+        return Err(bad_copy_stream("bad signature"));
+    }
+    let ext = u32::from_be_bytes([data[15], data[16], data[17], data[18]]) as usize;
+    Ok((data.len() >= 19 + ext).then_some(19 + ext))
+}
+
+pub fn bad_copy_stream(what: &str) -> EngineError {
+    EngineError::Source {
+        message: format!("malformed binary COPY stream: {what}"),
+        transient: false,
+    }
+}
+
+/// A NULL in a result column the source described as NOT NULL (`row` counts from 1).
+pub fn null_in_not_null(column: &str, row: u64) -> EngineError {
+    EngineError::Value {
+        column: column.to_string(),
+        row,
+        message: "NULL in a column described as NOT NULL (a table column made nullable by the \
+                  query); cast it, e.g. col::type, so it is not taken as the table column"
+            .into(),
+    }
+}
+
 /// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch for dates).
 pub const PG_EPOCH_DAYS: i32 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.
