@@ -6,7 +6,6 @@
 //! broadcast at all: streams sample the live progress map on their own clock, so a stream that
 //! is not read costs a job nothing.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +70,6 @@ impl JobId {
 #[derive(Clone)]
 pub struct JobEvents {
     tx: broadcast::Sender<JobEvent>,
-    subscribers: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     /// Cancelled when the service stops: open streams end so the HTTP server can drain.
     closing: CancellationToken,
@@ -82,7 +80,6 @@ impl JobEvents {
         let (tx, _) = broadcast::channel(CAPACITY);
         Self {
             tx,
-            subscribers: Arc::new(AtomicUsize::new(0)),
             metrics,
             closing: CancellationToken::new(),
         }
@@ -121,10 +118,10 @@ impl JobEvents {
 
     /// A new listener; it counts as a live-event client until dropped.
     pub fn subscribe(&self) -> Subscription {
-        let now = self.subscribers.fetch_add(1, Ordering::SeqCst) + 1;
-        self.set_clients_gauge(now);
+        let rx = self.tx.subscribe();
+        self.set_clients_gauge(self.subscribers());
         Subscription {
-            rx: self.tx.subscribe(),
+            rx,
             hub: self.clone(),
         }
     }
@@ -137,7 +134,7 @@ impl JobEvents {
 
     /// Listeners now (open live-event streams).
     pub fn subscribers(&self) -> usize {
-        self.subscribers.load(Ordering::SeqCst)
+        self.tx.receiver_count()
     }
 
     fn set_clients_gauge(&self, clients: usize) {
@@ -169,7 +166,8 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let now = self.hub.subscribers.fetch_sub(1, Ordering::SeqCst) - 1;
+        // This receiver is dropped after `drop` returns: it still counts here.
+        let now = self.hub.subscribers().saturating_sub(1);
         self.hub.set_clients_gauge(now);
     }
 }

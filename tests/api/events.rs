@@ -244,22 +244,10 @@ async fn a_finished_job_stream_sends_the_final_status_at_once_and_ends() {
     .await;
     let done = app.wait_transfer(&t["id"], 30).await;
     assert_eq!(done["status"], "complete", "{done}");
-    let q = submit(
-        &app,
-        "/api/v1/queries",
-        json!({"connectionId": pg["id"], "query": "SELECT 42 AS answer"}),
-    )
-    .await;
+    let q = app.submit_query(&pg, "SELECT 42 AS answer").await;
     let q_path = format!("/api/v1/queries/{}", q["id"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let q_done = loop {
-        let now = get_json(&app, &q_path).await;
-        if now["status"] == "complete" {
-            break now;
-        }
-        assert!(std::time::Instant::now() < deadline, "{now}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    };
+    let q_done = app.wait_query(&q["id"]).await;
+    assert_eq!(q_done["status"], "complete", "{q_done}");
 
     for (path, resource) in [
         (format!("/api/v1/transfers/{}/events", t["id"]), &done),

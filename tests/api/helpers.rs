@@ -475,6 +475,44 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// POST a query as the admin; asserts 202 and returns its JSON.
+    pub async fn submit_query(&self, connection: &Value, sql: &str) -> Value {
+        let response = self
+            .admin(Method::POST, "/api/v1/queries")
+            .json(&json!({"connectionId": connection["id"], "query": sql}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        response.json().await.unwrap()
+    }
+
+    /// The query's JSON as the admin sees it.
+    pub async fn query_state(&self, id: &Value) -> Value {
+        self.admin(Method::GET, &format!("/api/v1/queries/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Poll until the query has a final status (or panic after 30 s).
+    pub async fn wait_query(&self, id: &Value) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let q = self.query_state(id).await;
+            if ["complete", "error", "cancelled"].contains(&q["status"].as_str().unwrap()) {
+                return q;
+            }
+            assert!(std::time::Instant::now() < deadline, "query still {q}");
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+    }
+}
+
 /// A fresh PostgreSQL schema in database `test`, and a connection to that database.
 pub async fn pg_schema_and_connection(app: &TestApp, label: &str) -> (String, Value) {
     let schema = unique_name(label);

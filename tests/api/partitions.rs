@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_error, mariadb_connection, mariadb_execute, pg_client, pg_connection, pg_count,
-    pg_execute, spawn_app, spawn_app_with, unique_name, TestApp,
+    pg_execute, pg_schema_and_connection, spawn_app, spawn_app_with, unique_name, TestApp,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -77,16 +77,6 @@ async fn source(app: &TestApp, dialect: Dialect) -> (Value, String) {
     }
 }
 
-/// A fresh PostgreSQL schema to write into, and its connection.
-async fn target(app: &TestApp) -> (String, Value) {
-    let schema = unique_name("part_dst");
-    pg_execute("test", &format!("CREATE SCHEMA {schema}")).await;
-    let connection = app
-        .create_connection(pg_connection(&format!("pg-{schema}"), "test"))
-        .await;
-    (schema, connection)
-}
-
 /// Count, non-NULL keys, key sum and an ordered checksum of a target table.
 async fn fingerprint(schema: &str, table: &str) -> (i64, i64, String, String) {
     let client = pg_client("test").await;
@@ -144,7 +134,7 @@ async fn run(app: &TestApp, body: Value) -> Value {
 #[actix_web::test]
 async fn a_partitioned_transfer_writes_exactly_the_rows_of_one_stream_from_every_source() {
     let app = spawn_app().await;
-    let (schema, pg) = target(&app).await;
+    let (schema, pg) = pg_schema_and_connection(&app, "part_dst").await;
     for dialect in ALL {
         let (src, table) = source(&app, dialect).await;
         let query = format!("SELECT id, k, label FROM {table}");
@@ -195,7 +185,7 @@ async fn a_partitioned_transfer_writes_exactly_the_rows_of_one_stream_from_every
 #[actix_web::test]
 async fn partitioning_on_the_primary_key_into_uneven_counts_keeps_every_row_once() {
     let app = spawn_app_with(crate::helpers::Backend::Sqlite, |s| s.jobs.batch_rows = 777).await;
-    let (schema, pg) = target(&app).await;
+    let (schema, pg) = pg_schema_and_connection(&app, "part_dst").await;
     let (src, table) = source(&app, Dialect::Postgres).await;
     let query = format!("SELECT id, k, label FROM {table} WHERE id % 3 <> 0;");
     let plain = run(
@@ -226,7 +216,7 @@ async fn partitioning_on_the_primary_key_into_uneven_counts_keeps_every_row_once
 #[actix_web::test]
 async fn an_empty_source_or_a_column_of_only_nulls_still_transfers_in_one_stream() {
     let app = spawn_app().await;
-    let (schema, pg) = target(&app).await;
+    let (schema, pg) = pg_schema_and_connection(&app, "part_dst").await;
     for dialect in ALL {
         let (src, table) = source(&app, dialect).await;
         let empty = format!("empty_{dialect:?}").to_lowercase();
@@ -325,7 +315,7 @@ async fn partitioning_settings_are_checked_before_the_transfer_is_queued() {
 #[actix_web::test]
 async fn a_partition_column_that_is_missing_or_not_an_integer_fails_the_job_before_writing() {
     let app = spawn_app().await;
-    let (schema, pg) = target(&app).await;
+    let (schema, pg) = pg_schema_and_connection(&app, "part_dst").await;
     for dialect in ALL {
         let (src, table) = source(&app, dialect).await;
         for (column, words) in [("label", "integer"), ("nope", "not a column")] {
@@ -351,7 +341,7 @@ async fn a_partition_column_that_is_missing_or_not_an_integer_fails_the_job_befo
 #[actix_web::test]
 async fn one_failing_partition_leaves_the_target_untouched_whatever_the_source() {
     let app = spawn_app().await;
-    let (schema, pg) = target(&app).await;
+    let (schema, pg) = pg_schema_and_connection(&app, "part_dst").await;
     pg_execute(
         "test",
         &format!("CREATE TABLE {schema}.dst (id bigint, x bigint); INSERT INTO {schema}.dst VALUES (7, 7);"),
@@ -421,7 +411,7 @@ async fn cancelling_a_partitioned_transfer_stops_every_partition_and_writes_noth
         s.jobs.batch_rows = 1000
     })
     .await;
-    let (schema, pg) = target(&app).await;
+    let (schema, pg) = pg_schema_and_connection(&app, "part_dst").await;
     // Reading a row costs half a millisecond, but min/max uses the index and stays quick.
     pg_execute(
         "test",

@@ -10,39 +10,6 @@ use crate::helpers::{
 };
 
 impl TestApp {
-    async fn submit_query(&self, connection: &Value, sql: &str) -> Value {
-        let response = self
-            .admin(Method::POST, "/api/v1/queries")
-            .json(&json!({"connectionId": connection["id"], "query": sql}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        response.json().await.unwrap()
-    }
-
-    async fn query_state(&self, id: &Value) -> Value {
-        self.admin(Method::GET, &format!("/api/v1/queries/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn wait_query(&self, id: &Value) -> Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let q = self.query_state(id).await;
-            if ["complete", "error", "cancelled"].contains(&q["status"].as_str().unwrap()) {
-                return q;
-            }
-            assert!(std::time::Instant::now() < deadline, "query still {q}");
-            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-        }
-    }
-
     async fn run_query(&self, connection: &Value, sql: &str) -> (Value, Vec<Value>) {
         let q = self.submit_query(connection, sql).await;
         let done = self.wait_query(&q["id"]).await;
