@@ -158,6 +158,26 @@ impl Browser {
     }
 
     /// Open the dashboard and sign in with the admin's username and password.
+    /// Choose `value` in the `<select>` with id `id`, once that option is there (the page
+    /// fills some lists from the API).
+    async fn select(&self, id: &str, value: &str) {
+        self.wait_for(
+            &format!("option {value} in #{id}"),
+            20,
+            &format!(
+                "return [...document.querySelectorAll('#{id} option')].some(o => o.value === '{value}')"
+            ),
+        )
+        .await;
+        self.client()
+            .find(Locator::Id(id))
+            .await
+            .unwrap()
+            .select_by_value(value)
+            .await
+            .unwrap();
+    }
+
     async fn sign_in(&self, app: &TestApp) {
         self.client().goto(&app.url("/")).await.unwrap();
         self.wait_for(
@@ -462,23 +482,8 @@ async fn a_query_run_in_the_query_view_shows_its_rows_and_a_bad_one_its_error() 
     browser.sign_in(&app).await;
     browser.click("#nav-query").await;
     browser
-        .wait_for(
-            "the connection in the list",
-            20,
-            &format!(
-                "return [...document.querySelectorAll('#query-connection option')].some(o => o.value === '{}')",
-                pg["id"]
-            ),
-        )
+        .select("query-connection", &pg["id"].to_string())
         .await;
-    browser
-        .client()
-        .find(Locator::Id("query-connection"))
-        .await
-        .unwrap()
-        .select_by_value(&pg["id"].to_string())
-        .await
-        .unwrap();
     browser
         .type_into(
             "#query-sql",
@@ -583,14 +588,7 @@ async fn history_filters_finished_jobs_opens_one_and_connections_can_be_tested()
         )
         .await;
     // The status filter.
-    browser
-        .client()
-        .find(Locator::Id("history-status"))
-        .await
-        .unwrap()
-        .select_by_value("error")
-        .await
-        .unwrap();
+    browser.select("history-status", "error").await;
     let only_failed = json!([format!("history-transfers-{}", failed["id"])]);
     browser
         .wait_for(
@@ -603,31 +601,11 @@ async fn history_filters_finished_jobs_opens_one_and_connections_can_be_tested()
         .await;
     // The connection filter: the failed transfer read from `other`, the good one did not.
     browser
-        .client()
-        .find(Locator::Id("history-status"))
-        .await
-        .unwrap()
-        .select_by_value("complete,error,cancelled")
-        .await
-        .unwrap();
-    browser
-        .wait_for(
-            "the other connection in the filter",
-            20,
-            &format!(
-                "return [...document.querySelectorAll('#history-connection option')].some(o => o.value === '{}')",
-                other["id"]
-            ),
-        )
+        .select("history-status", "complete,error,cancelled")
         .await;
     browser
-        .client()
-        .find(Locator::Id("history-connection"))
-        .await
-        .unwrap()
-        .select_by_value(&other["id"].to_string())
-        .await
-        .unwrap();
+        .select("history-connection", &other["id"].to_string())
+        .await;
     browser
         .wait_for(
             "the transfers on the other connection",
