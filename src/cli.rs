@@ -12,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::batch::{Progress, TargetTable};
 use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
-use crate::engine::{ConnectSpec, DbKind, SslMode};
+use crate::engine::{ConnectSpec, DbKind, SslMode, Timeouts};
 use crate::settings::Settings;
 
 /// A connection from a URL: `postgres://user:pass@host:5432/db?sslmode=require`,
 /// `mysql://…` or `mariadb://…`, `sqlite://path/to/file.db` (`sqlite:///abs/path.db`).
-pub fn parse_url(text: &str, timeout: Duration) -> anyhow::Result<ConnectSpec> {
+pub fn parse_url(text: &str, timeouts: Timeouts) -> anyhow::Result<ConnectSpec> {
     let base = ConnectSpec {
         kind: DbKind::Sqlite,
         host: String::new(),
@@ -28,7 +28,8 @@ pub fn parse_url(text: &str, timeout: Duration) -> anyhow::Result<ConnectSpec> {
         path: None,
         ssl_mode: SslMode::Prefer,
         ssl_root_cert: None,
-        connect_timeout: timeout,
+        timeouts,
+        read_only: false,
     };
     if let Some(path) = text
         .strip_prefix("sqlite://")
@@ -111,7 +112,7 @@ pub struct TransferArgs {
 
 /// Run one transfer, showing progress; Ctrl-C cancels it (the target is left as it was).
 pub async fn transfer(args: TransferArgs, settings: &Settings) -> anyhow::Result<u64> {
-    let timeout = Duration::from_secs(settings.engine.connect_timeout_secs);
+    let timeout = settings.engine.timeouts();
     let max = crate::engine::partition::MAX_PARTITIONS;
     let partitioning = match (args.partition_column, args.partitions) {
         (None, None) => None,
@@ -200,7 +201,7 @@ mod tests {
 
     #[test]
     fn urls_of_each_kind_parse() {
-        let t = Duration::from_secs(1);
+        let t = Timeouts::default();
         let pg = parse_url("postgres://u:p%40ss@db:6543/shop?sslmode=require", t).unwrap();
         assert_eq!(
             (pg.kind, pg.host.as_str(), pg.port, pg.database.as_str()),

@@ -117,6 +117,7 @@ pub async fn reconcile(store: &Store, key: &MasterKey, settings: &Settings) -> a
             password: Some(password),
             path: Some(declared.path.clone()),
             options: Some(options),
+            spec: None,
         };
         let current = store.find_connection_by_name(&declared.name).await?;
         let fields = merge(current.as_ref(), input, key).map_err(|e| {

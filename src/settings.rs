@@ -82,6 +82,18 @@ pub struct BootstrapSettings {
 #[serde(deny_unknown_fields)]
 pub struct EngineSettings {
     pub connect_timeout_secs: u64,
+    pub io_timeout_secs: u64,
+    pub list_timeout_secs: u64,
+}
+
+impl EngineSettings {
+    /// The limits every connection to a user's database keeps.
+    pub fn timeouts(&self) -> crate::engine::Timeouts {
+        crate::engine::Timeouts {
+            connect: std::time::Duration::from_secs(self.connect_timeout_secs),
+            io: std::time::Duration::from_secs(self.io_timeout_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +228,12 @@ impl Settings {
         }
         if self.engine.connect_timeout_secs == 0 {
             return bad("engine.connect_timeout_secs", "must be at least 1");
+        }
+        if self.engine.io_timeout_secs == 0 {
+            return bad("engine.io_timeout_secs", "must be at least 1");
+        }
+        if self.engine.list_timeout_secs == 0 {
+            return bad("engine.list_timeout_secs", "must be at least 1");
         }
         if self.jobs.max_concurrent == 0 {
             return bad("jobs.max_concurrent", "must be at least 1");

@@ -24,6 +24,12 @@ pub struct Model {
     pub created_at: ChronoDateTimeUtc,
     pub started_at: Option<ChronoDateTimeUtc>,
     pub stopped_at: Option<ChronoDateTimeUtc>,
+    /// The connection's name when the query was created (kept if it is deleted).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub connection_name: Option<String>,
+    /// A stable word for why the query failed (with status `error`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error_code: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,6 +29,14 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub partition_column: Option<String>,
     pub partitions: Option<i32>,
+    /// The connections' names when the transfer was created (kept if they are deleted).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub source_name: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub target_name: Option<String>,
+    /// A stable word for why the transfer failed (with status `error`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error_code: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

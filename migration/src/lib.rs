@@ -6,6 +6,7 @@ mod m20261125_000001_users_tokens_connections;
 mod m20261125_000002_transfers;
 mod m20261125_000003_queries;
 mod m20261126_000004_transfer_partitions;
+mod m20261202_000005_job_names_and_codes;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_transfers::Migration),
             Box::new(m20261125_000003_queries::Migration),
             Box::new(m20261126_000004_transfer_partitions::Migration),
+            Box::new(m20261202_000005_job_names_and_codes::Migration),
         ]
     }
 }

@@ -141,6 +141,11 @@ fn credentials(req: &HttpRequest) -> Result<Credentials, ApiError> {
             let (username, password) = decoded
                 .split_once(':')
                 .ok_or_else(|| invalid("the Basic credentials have no ':' separator"))?;
+            // Sqlify-style API keys: `curl -u "TOKEN:"`, the token as the user name and no
+            // password. No user has an empty password (they have at least 8 characters).
+            if password.is_empty() && !username.is_empty() {
+                return Ok(Credentials::Token(SecretString::from(username.to_string())));
+            }
             return Ok(Credentials::Basic {
                 username: username.to_string(),
                 password: SecretString::from(password.to_string()),
@@ -183,6 +188,16 @@ async fn authenticate(state: State, creds: Credentials) -> Result<Caller, ApiErr
                 .find_token_user(&hash)
                 .await?
                 .ok_or_else(wrong)?;
+            if let Some(at) = token.expires_at.filter(|at| *at <= chrono::Utc::now()) {
+                return Err(ApiError::new(
+                    ErrorCode::TokenExpired,
+                    format!(
+                        "the token {:?} expired at {}; create a new one",
+                        token.name,
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                ));
+            }
             if let Err(e) = state.store.touch_token(&token).await {
                 tracing::warn!(error = %e, "Could not record token use.");
             }

@@ -14,9 +14,11 @@ use super::auth::{Admin, Caller};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
 use super::{created, nullable, parse_id, resource, Body, State};
-use crate::engine::{self, ConnectSpec, DbKind, SchemaInfo, SslMode, TestResult};
+use crate::engine::{self, ConnectSpec, DbKind, SchemaInfo, SslMode, TestResult, Timeouts};
 use crate::secrets::MasterKey;
-use crate::store::connections::{Connection, ConnectionFields, ConnectionWriteError};
+use crate::store::connections::{
+    Connection, ConnectionFields, ConnectionWriteError, DeleteConnection,
+};
 
 /// Driver options of a connection.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
@@ -51,10 +53,35 @@ pub enum PortInput {
     Text(String),
 }
 
-/// Input of `POST` (all required fields) and `PATCH`/`PUT` (any subset; `null` clears).
-/// SQLpipe's names `dsType`, `hostname` and `dbName` are accepted.
+/// DBConvert Streams' nesting of a connection's server fields: `spec.database.{host, port,
+/// username, password, database}`, read as the flat fields of the same names.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+pub struct NestedSpec {
+    pub database: Option<NestedDatabase>,
+}
+
+/// The server fields of a DBConvert-style `spec.database`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NestedDatabase {
+    #[schema(example = "127.0.0.1")]
+    pub host: Option<String>,
+    #[schema(value_type = Option<u16>, example = 3306)]
+    pub port: Option<PortInput>,
+    #[schema(example = "root")]
+    pub username: Option<String>,
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<SecretString>,
+    #[schema(example = "test")]
+    pub database: Option<String>,
+}
+
+/// Input of `POST` (all required fields) and `PATCH`/`PUT` (any subset; `null` clears).
+/// SQLpipe's names `dsType`, `hostname` and `dbName`, and DBConvert's nested
+/// `spec.database` are accepted; any other field is refused (400 `unknown_field`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionInput {
     #[schema(example = "warehouse")]
     pub name: Option<String>,
@@ -69,8 +96,13 @@ pub struct ConnectionInput {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>, example = 5432)]
     pub port: Option<Option<PortInput>>,
-    /// Database name (alias `dbName`); server types only.
-    #[serde(default, alias = "dbName", deserialize_with = "nullable")]
+    /// Database name (aliases `dbName`, `db_name`); server types only.
+    #[serde(
+        default,
+        alias = "dbName",
+        alias = "db_name",
+        deserialize_with = "nullable"
+    )]
     #[schema(value_type = Option<String>, example = "test")]
     pub database: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -85,6 +117,51 @@ pub struct ConnectionInput {
     #[schema(value_type = Option<String>, example = "/srv/data/app.db")]
     pub path: Option<Option<String>>,
     pub options: Option<ConnectionOptions>,
+    /// DBConvert Streams' shape: `{"spec": {"database": {"host", "port", "username",
+    /// "password", "database"}}}`, the same as the flat fields (which it must not contradict).
+    pub spec: Option<NestedSpec>,
+}
+
+impl ConnectionInput {
+    /// Move DBConvert's `spec.database` fields into the flat ones. A field given both ways
+    /// must say the same thing.
+    fn flatten_spec(&mut self) -> Result<(), ApiError> {
+        let Some(nested) = self.spec.take().and_then(|s| s.database) else {
+            return Ok(());
+        };
+        fn put<T>(
+            flat: &mut Option<Option<T>>,
+            nested: Option<T>,
+            name: &str,
+            same: impl Fn(&T, &T) -> bool,
+        ) -> Result<(), ApiError> {
+            let Some(value) = nested else { return Ok(()) };
+            match flat {
+                Some(Some(existing)) if !same(existing, &value) => Err(ApiError::validation(
+                    &format!("spec.database.{name}"),
+                    format!("{name} is given twice, differently (as `{name}` and as `spec.database.{name}`)"),
+                )),
+                _ => {
+                    *flat = Some(Some(value));
+                    Ok(())
+                }
+            }
+        }
+        put(&mut self.host, nested.host, "host", |a, b| a == b)?;
+        put(&mut self.port, nested.port, "port", |a, b| {
+            parse_port(a).ok() == parse_port(b).ok()
+        })?;
+        put(&mut self.username, nested.username, "username", |a, b| {
+            a == b
+        })?;
+        put(&mut self.password, nested.password, "password", |a, b| {
+            a.expose_secret() == b.expose_secret()
+        })?;
+        put(&mut self.database, nested.database, "database", |a, b| {
+            a == b
+        })?;
+        Ok(())
+    }
 }
 
 /// A connection as the API shows it: never the password.
@@ -157,9 +234,10 @@ fn parse_port(input: &PortInput) -> Result<i32, ApiError> {
 /// and encrypt a new password.
 pub fn merge(
     current: Option<&Connection>,
-    input: ConnectionInput,
+    mut input: ConnectionInput,
     key: &MasterKey,
 ) -> Result<ConnectionFields, ApiError> {
+    input.flatten_spec()?;
     let name = match input.name {
         Some(n) => n.trim().to_string(),
         None => current.map(|c| c.name.clone()).unwrap_or_default(),
@@ -268,7 +346,7 @@ pub fn merge(
 pub fn connect_spec(
     c: &Connection,
     key: &MasterKey,
-    timeout: Duration,
+    timeouts: Timeouts,
 ) -> Result<ConnectSpec, ApiError> {
     let kind = DbKind::parse(&c.kind)
         .ok_or_else(|| ApiError::internal(format!("stored connection type {:?}", c.kind)))?;
@@ -293,7 +371,8 @@ pub fn connect_spec(
             .and_then(SslMode::parse)
             .unwrap_or_default(),
         ssl_root_cert: options.ssl_root_cert.map(PathBuf::from),
-        connect_timeout: timeout,
+        timeouts,
+        read_only: false,
     })
 }
 
@@ -326,8 +405,8 @@ async fn load(state: &State, id: i32) -> Result<Connection, ApiError> {
         .ok_or_else(|| not_found(id))
 }
 
-fn timeout(state: &State) -> Duration {
-    Duration::from_secs(state.settings.engine.connect_timeout_secs)
+fn timeouts(state: &State) -> Timeouts {
+    state.settings.engine.timeouts()
 }
 
 #[utoipa::path(post, path = "/api/v1/connections", tag = "connections",
@@ -410,18 +489,40 @@ pub async fn update_connection(
 }
 
 #[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections",
-    description = "Also `DELETE /api/v1/connection/{id}`.",
+    description = "Also `DELETE /api/v1/connection/{id}`. Refused (409 `connection_in_use`) while a queued or running job uses the connection; finished jobs stay readable and keep its name (`sourceName`, `targetName`, `connectionName`).",
     params(("id" = i32, Path)),
     responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Jobs use it", body = ErrorBody)))]
 pub async fn delete_connection(
     state: State,
     _admin: Admin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    if !state.store.delete_connection(id).await? {
-        return Err(not_found(id));
+    match state.store.delete_connection(id).await? {
+        DeleteConnection::Deleted => {}
+        DeleteConnection::NotFound => return Err(not_found(id)),
+        DeleteConnection::InUse { transfers, queries } => {
+            let list = |what: &str, ids: &[i32]| {
+                (!ids.is_empty()).then(|| {
+                    let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
+                    format!("{what} {}", ids.join(", "))
+                })
+            };
+            let jobs: Vec<String> = [list("transfers", &transfers), list("queries", &queries)]
+                .into_iter()
+                .flatten()
+                .collect();
+            return Err(ApiError::new(
+                ErrorCode::ConnectionInUse,
+                format!(
+                    "connection {id} is used by queued or running jobs ({}); cancel them or \
+                     let them finish first",
+                    jobs.join("; ")
+                ),
+            ));
+        }
     }
     tracing::info!(connection_id = id, "Connection deleted.");
     Ok(HttpResponse::NoContent().finish())
@@ -439,7 +540,7 @@ pub async fn test_connection(
 ) -> Result<web::Json<TestResult>, ApiError> {
     let id = parse_id(&path)?;
     let conn = load(&state, id).await?;
-    let spec = connect_spec(&conn, &state.key, timeout(&state))?;
+    let spec = connect_spec(&conn, &state.key, timeouts(&state))?;
     let result = engine::test_connection(&spec).await;
     tracing::info!(
         connection_id = id,
@@ -453,7 +554,9 @@ pub async fn test_connection(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TablesQuery {
-    /// Only this schema (PostgreSQL schema, MySQL database; `main` for SQLite).
+    /// Only this schema (PostgreSQL schema, MySQL database; `main` for SQLite). Without it:
+    /// every schema of a PostgreSQL database; the connection's own database on MySQL/MariaDB,
+    /// where `*` lists every database the user can see.
     pub schema: Option<String>,
 }
 
@@ -471,8 +574,9 @@ pub async fn list_tables(
 ) -> Result<web::Json<Vec<SchemaInfo>>, ApiError> {
     let id = parse_id(&path)?;
     let conn = load(&state, id).await?;
-    let spec = connect_spec(&conn, &state.key, timeout(&state))?;
-    let schemas = engine::list_tables(&spec, query.schema.as_deref())
+    let spec = connect_spec(&conn, &state.key, timeouts(&state))?;
+    let list_timeout = Duration::from_secs(state.settings.engine.list_timeout_secs);
+    let schemas = engine::list_tables(&spec, query.schema.as_deref(), list_timeout)
         .await
         .map_err(|e| {
             ApiError::new(

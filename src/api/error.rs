@@ -35,6 +35,7 @@ error_codes! {
     // 400: the request itself is wrong.
     MalformedJson => (BAD_REQUEST, "malformed_json", "Malformed JSON"),
     InvalidBody => (BAD_REQUEST, "invalid_body", "Invalid request body"),
+    UnknownField => (BAD_REQUEST, "unknown_field", "Unknown field"),
     ValidationFailed => (BAD_REQUEST, "validation_failed", "Validation failed"),
     InvalidQueryParameter => (BAD_REQUEST, "invalid_query_parameter", "Invalid query parameter"),
     InvalidPathParameter => (BAD_REQUEST, "invalid_path_parameter", "Invalid path parameter"),
@@ -45,6 +46,7 @@ error_codes! {
     // 401 / 403
     AuthenticationRequired => (UNAUTHORIZED, "authentication_required", "Authentication required"),
     InvalidCredentials => (UNAUTHORIZED, "invalid_credentials", "Invalid credentials"),
+    TokenExpired => (UNAUTHORIZED, "token_expired", "Token expired"),
     AdminRequired => (FORBIDDEN, "admin_required", "Admin required"),
     // 404
     RouteNotFound => (NOT_FOUND, "route_not_found", "Not found"),
@@ -58,6 +60,7 @@ error_codes! {
     // 409
     UsernameTaken => (CONFLICT, "username_taken", "Conflict"),
     ConnectionNameTaken => (CONFLICT, "connection_name_taken", "Conflict"),
+    ConnectionInUse => (CONFLICT, "connection_in_use", "Conflict"),
     LastAdmin => (CONFLICT, "last_admin", "Conflict"),
     TransferFinished => (CONFLICT, "transfer_finished", "Conflict"),
     TransferActive => (CONFLICT, "transfer_active", "Conflict"),
@@ -207,6 +210,62 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     }
 }
 
+/// A request body that JSON-parsed but does not fit its resource: an unknown field gets
+/// `unknown_field` naming it and the closest known name (a typo must not silently become a
+/// default); anything else `invalid_body`. `field` is the path of the offending field.
+pub fn body_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let message = e.inner().to_string();
+    let field = (path != "." && !path.is_empty()).then(|| path.clone());
+    if let Some((name, expected)) = unknown_field(&message) {
+        let mut detail = format!("unknown field {path:?}");
+        if let Some(close) = closest(name, &expected) {
+            let full = match path.rsplit_once('.') {
+                Some((parent, _)) => format!("{parent}.{close}"),
+                None => close.to_string(),
+            };
+            detail.push_str(&format!("; did you mean {full:?}?"));
+        }
+        if !expected.is_empty() {
+            detail.push_str(&format!(" (known fields: {})", expected.join(", ")));
+        }
+        return ApiError {
+            field,
+            ..ApiError::new(ErrorCode::UnknownField, detail)
+        };
+    }
+    let detail = match &field {
+        Some(f) => format!("{f}: {message}"),
+        None => message,
+    };
+    ApiError {
+        field,
+        ..ApiError::new(ErrorCode::InvalidBody, detail)
+    }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`", or "there are no
+/// fields"): the field and the known names.
+fn unknown_field(message: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (name, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).collect();
+    Some((name, expected))
+}
+
+/// The known name a typo most likely meant: the nearest by edit distance (ignoring case and
+/// `_`), if near enough to be a slip rather than another word.
+fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let fold = |s: &str| s.to_lowercase().replace('_', "");
+    let wanted = fold(name);
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(&wanted, &fold(k)), *k))
+        .filter(|(distance, k)| *distance <= (k.chars().count() / 3).max(2))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
+}
+
 /// Errors of the query-string extractor.
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
     ApiError::new(ErrorCode::InvalidQueryParameter, err.to_string())
@@ -220,6 +279,26 @@ pub fn path_error(err: actix_web::error::PathError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_field_names_the_closest_known_one() {
+        assert_eq!(
+            closest("overwite", &["sourceId", "overwrite", "query"]),
+            Some("overwrite")
+        );
+        assert_eq!(closest("isAdmin", &["username", "admin"]), Some("admin"));
+        assert_eq!(
+            closest("target_tabel", &["targetTable", "targetSchema"]),
+            Some("targetTable")
+        );
+        assert_eq!(closest("zzzzzz", &["name"]), None);
+        let (name, known) = unknown_field("unknown field `x`, expected one of `a`, `b`").unwrap();
+        assert_eq!((name, known), ("x", vec!["a", "b"]));
+        let (_, known) = unknown_field("unknown field `x`, expected `a`").unwrap();
+        assert_eq!(known, vec!["a"]);
+        let (_, known) = unknown_field("unknown field `x`, there are no fields").unwrap();
+        assert!(known.is_empty());
+    }
 
     #[test]
     fn every_code_is_unique_and_snake_case() {

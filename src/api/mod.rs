@@ -143,9 +143,9 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Body<T
                 )
                 .into());
             }
-            serde_json::from_value(value)
+            serde_path_to_error::deserialize(value)
                 .map(Body)
-                .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()).into())
+                .map_err(|e| error::body_error(&e).into())
         })
     }
 }

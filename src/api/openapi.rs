@@ -73,6 +73,66 @@ impl Modify for Security {
     }
 }
 
+/// Routes that do exactly what another does (the seed APIs' spellings and PUT for PATCH):
+/// (alias method, alias path, method, path of the route documented by its handler).
+pub const ALIASES: &[(&str, &str, &str, &str)] = &[
+    (
+        "post",
+        "/api/v1/transfers/{id}/cancel",
+        "patch",
+        "/api/v1/cancel-transfer/{id}",
+    ),
+    (
+        "post",
+        "/api/v1/queries/{id}/cancel",
+        "patch",
+        "/api/v1/cancel-query/{id}",
+    ),
+    (
+        "delete",
+        "/api/v1/connection/{id}",
+        "delete",
+        "/api/v1/connections/{id}",
+    ),
+    (
+        "put",
+        "/api/v1/connections/{id}",
+        "patch",
+        "/api/v1/connections/{id}",
+    ),
+    (
+        "delete",
+        "/api/v1/user/{id}",
+        "delete",
+        "/api/v1/users/{id}",
+    ),
+    ("put", "/api/v1/users/{id}", "patch", "/api/v1/users/{id}"),
+    ("put", "/api/v1/users/me", "patch", "/api/v1/users/me"),
+];
+
+/// Each alias as an operation of its own: a copy of the route it stands for, marked
+/// `x-alias-of` and with an `operationId` of its own.
+fn add_aliases(doc: &mut serde_json::Value) {
+    for (method, path, of_method, of_path) in ALIASES {
+        let Some(mut operation) = doc["paths"][*of_path][*of_method].as_object().cloned() else {
+            panic!("alias {method} {path}: {of_method} {of_path} is not documented");
+        };
+        let of = format!("{} {of_path}", of_method.to_uppercase());
+        let id = operation
+            .get("operationId")
+            .and_then(|v| v.as_str())
+            .unwrap_or("operation")
+            .to_string();
+        operation.insert("operationId".into(), format!("{id}_{method}_alias").into());
+        operation.insert(
+            "summary".into(),
+            format!("Alias of {of}: the same request and answers.").into(),
+        );
+        operation.insert("x-alias-of".into(), of.into());
+        doc["paths"][*path][*method] = serde_json::Value::Object(operation);
+    }
+}
+
 /// The document, generated once.
 pub fn document() -> &'static serde_json::Value {
     static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
@@ -85,6 +145,7 @@ pub fn document() -> &'static serde_json::Value {
                 get["security"] = serde_json::json!([]);
             }
         }
+        add_aliases(&mut doc);
         doc
     })
 }

@@ -36,11 +36,16 @@ pub struct ColumnView {
 pub struct QueryView {
     pub id: i32,
     pub connection_id: i32,
+    /// The connection's name when the query was created (kept after it is deleted).
+    pub connection_name: Option<String>,
     pub query: String,
     /// `queued`, `running`, `complete`, `error` or `cancelled`.
     pub status: String,
     /// The database's own message (with the position when it gives one).
     pub error: Option<String>,
+    /// A stable word for the failure (status `error`): `source_failed`,
+    /// `statement_not_allowed`, `read_only`, `auth_failed`, `timeout`, …
+    pub error_code: Option<String>,
     pub columns: Vec<ColumnView>,
     /// Rows kept (live while running).
     pub row_count: i64,
@@ -69,9 +74,11 @@ fn view(state: &State, q: Query) -> QueryView {
     QueryView {
         id: q.id,
         connection_id: q.connection_id,
+        connection_name: q.connection_name,
         query: q.query,
         status: q.status,
         error: q.error,
+        error_code: q.error_code,
         columns: columns
             .into_iter()
             .map(|c| ColumnView {
@@ -95,10 +102,12 @@ fn view(state: &State, q: Query) -> QueryView {
     }
 }
 
+/// A query to queue; any field but these is refused (400 `unknown_field`).
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateQuery {
-    /// The connection to run on.
+    /// The connection to run on (aliases `connectionID`, `connection_id`).
+    #[serde(alias = "connectionID", alias = "connection_id")]
     #[schema(value_type = i32, example = 1)]
     pub connection_id: Option<IdInput>,
     #[schema(example = "SELECT * FROM orders LIMIT 10")]
@@ -137,7 +146,7 @@ pub async fn create_query(
     if sql.trim().is_empty() {
         return Err(ApiError::validation("query", "query must not be empty"));
     }
-    if state.store.get_connection(connection_id).await?.is_none() {
+    let Some(connection) = state.store.get_connection(connection_id).await? else {
         return Err(ApiError {
             field: Some("connectionId".into()),
             ..ApiError::new(
@@ -145,10 +154,10 @@ pub async fn create_query(
                 format!("connection {connection_id} does not exist"),
             )
         });
-    }
+    };
     let query = state
         .store
-        .create_query(connection_id, sql, caller.id)
+        .create_query(connection_id, connection.name, sql, caller.id)
         .await?;
     tracing::info!(query_id = query.id, connection_id, "Query queued.");
     state.jobs.do_send(Submit(JobId::Query(query.id)));
@@ -200,6 +209,10 @@ pub async fn get_query(
 pub struct ResultQuery {
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// JSON only: `objects` (default: an array of objects keyed by column name, in the
+    /// result's column order) or `arrays` (`{"columns": [...], "rows": [[...]]}`, which keeps
+    /// repeated column names apart).
+    pub shape: Option<String>,
     /// JSON only: 1-based page (default 1).
     #[param(value_type = Option<u64>)]
     pub page: Option<String>,
@@ -250,7 +263,7 @@ fn csv_field(value: &serde_json::Value) -> String {
 }
 
 #[utoipa::path(get, path = "/api/v1/queries/{id}/result", tag = "queries",
-    description = "The kept rows. JSON: an array of objects keyed by column name, paged; numbers stay numbers where JSON readers get them exactly, 64-bit integers beyond 2^53 and long decimals are strings, bytes base64, timestamps RFC 3339. CSV: RFC 4180 with a header row, every row. 409 while the query is not complete or returned no rows.",
+    description = "The kept rows. JSON: an array of objects keyed by column name in the result's column order (or, with `shape=arrays`, `{columns, rows}` with each row an array), paged; numbers stay numbers where JSON readers get them exactly, 64-bit integers beyond 2^53 and long decimals are strings, bytes base64, timestamps RFC 3339. CSV: RFC 4180 with a header row, every row. 409 while the query is not complete or returned no rows.",
     params(("id" = i32, Path), ResultQuery),
     responses((status = 200, description = "The rows (JSON array of objects, or text/csv)", body = [Object],
             headers(("X-Total-Count" = u64), ("Link" = String))),
@@ -271,6 +284,16 @@ pub async fn get_result(
             format!("`format` must be json or csv, not {format:?}"),
         ));
     }
+    let arrays = match params.shape.as_deref() {
+        None | Some("objects") => false,
+        Some("arrays") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQueryParameter,
+                format!("`shape` must be objects or arrays, not {other:?}"),
+            ))
+        }
+    };
     let page = number("page", &params.page, 1, 1_000_000_000)?;
     let page_size = number(
         "page_size",
@@ -313,12 +336,17 @@ pub async fn get_result(
             .body(bytes));
     }
     let total = rows.len();
-    let objects: Vec<serde_json::Map<String, serde_json::Value>> = rows
+    let rows = rows
         .into_iter()
         .skip((page - 1).saturating_mul(page_size))
-        .take(page_size)
-        .map(|row| keys.iter().cloned().zip(row).collect())
-        .collect();
+        .take(page_size);
+    let body = if arrays {
+        serde_json::json!({"columns": view.columns, "rows": rows.collect::<Vec<_>>()})
+    } else {
+        // Keys in the result's column order (serde_json keeps insertion order).
+        rows.map(|row| serde_json::Value::Object(keys.iter().cloned().zip(row).collect()))
+            .collect()
+    };
     let last = total.div_ceil(page_size).max(1);
     let base = format!(
         "{}://{}{}",
@@ -326,8 +354,9 @@ pub async fn get_result(
         req.connection_info().host(),
         req.path()
     );
+    let shape = if arrays { "arrays" } else { "objects" };
     let link = |p: usize, rel: &str| {
-        format!("<{base}?format=json&page={p}&page_size={page_size}>; rel=\"{rel}\"")
+        format!("<{base}?format=json&shape={shape}&page={p}&page_size={page_size}>; rel=\"{rel}\"")
     };
     let mut links = vec![link(1, "first")];
     if page > 1 {
@@ -340,7 +369,7 @@ pub async fn get_result(
     Ok(HttpResponse::Ok()
         .insert_header(("X-Total-Count", total.to_string()))
         .insert_header(("Link", links.join(", ")))
-        .json(objects))
+        .json(body))
 }
 
 /// A query as `GET /queries/{id}` answers it (live events read it again on each change).

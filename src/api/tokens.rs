@@ -53,12 +53,13 @@ pub struct CreatedToken {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateToken {
     /// What the token is for.
     #[schema(example = "nightly-etl")]
     pub name: String,
-    /// When the token stops working (RFC 3339); never when absent.
+    /// When the token stops working (RFC 3339); never when absent (alias `expires_at`).
+    #[serde(alias = "expires_at")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 

@@ -19,7 +19,10 @@ use crate::store::transfers::{is_final, NewTransfer, Transfer, RUNNING, STATUSES
 pub struct TransferView {
     pub id: i32,
     pub source_id: i32,
+    /// The connections' names when the transfer was created (kept after they are deleted).
+    pub source_name: Option<String>,
     pub target_id: i32,
+    pub target_name: Option<String>,
     pub query: String,
     pub target_schema: Option<String>,
     pub target_table: String,
@@ -29,6 +32,10 @@ pub struct TransferView {
     pub status: String,
     /// What went wrong (status `error`), with the database's own message.
     pub error: Option<String>,
+    /// A stable word for the failure (status `error`): `source_failed`, `target_failed`,
+    /// `value_not_representable`, `schema_mismatch`, `commit_outcome_unknown`, `io_timeout`,
+    /// `auth_failed`, …
+    pub error_code: Option<String>,
     /// Rows written; live while running, the committed count once complete.
     pub rows_written: i64,
     pub bytes_read: i64,
@@ -55,13 +62,16 @@ fn view(state: &State, t: Transfer) -> TransferView {
     TransferView {
         id: t.id,
         source_id: t.source_id,
+        source_name: t.source_name,
         target_id: t.target_id,
+        target_name: t.target_name,
         query: t.query,
         target_schema: t.target_schema,
         target_table: t.target_table,
         overwrite: t.overwrite,
         status: t.status,
         error: t.error,
+        error_code: t.error_code,
         rows_written,
         bytes_read,
         attempts: t.attempts,
@@ -94,29 +104,36 @@ impl IdInput {
     }
 }
 
-/// A transfer to queue. SQLpipe's `sourceID` / `targetID` are accepted.
+/// A transfer to queue. SQLpipe's `sourceID` / `targetID` and snake_case names are accepted;
+/// any other field is refused (400 `unknown_field`).
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTransfer {
-    /// The connection the query runs on (alias `sourceID`).
-    #[serde(alias = "sourceID")]
+    /// The connection the query runs on (aliases `sourceID`, `source_id`).
+    #[serde(alias = "sourceID", alias = "source_id")]
     #[schema(value_type = i32, example = 1)]
     pub source_id: Option<IdInput>,
-    /// The connection written to (alias `targetID`).
-    #[serde(alias = "targetID")]
+    /// The connection written to (aliases `targetID`, `target_id`).
+    #[serde(alias = "targetID", alias = "target_id")]
     #[schema(value_type = i32, example = 2)]
     pub target_id: Option<IdInput>,
     #[schema(example = "SELECT * FROM orders")]
     pub query: Option<String>,
-    /// PostgreSQL schema / MySQL database of the target table; created when missing.
+    /// PostgreSQL schema / MySQL database of the target table; created when missing (alias
+    /// `target_schema`).
+    #[serde(alias = "target_schema")]
     pub target_schema: Option<String>,
+    /// Alias `target_table`.
+    #[serde(alias = "target_table")]
     #[schema(example = "orders_copy")]
     pub target_table: Option<String>,
     /// Replace the target's rows (atomically) instead of appending.
     #[serde(default)]
     pub overwrite: bool,
     /// An integer column of the query's result: the source is read in `partitions` ranges of
-    /// it, each over its own connection, into the one target transaction. With `partitions`.
+    /// it, each over its own connection, into the one target transaction. With `partitions`
+    /// (alias `partition_column`).
+    #[serde(alias = "partition_column")]
     #[schema(example = "id")]
     pub partition_column: Option<String>,
     /// How many ranges to read in parallel, 1 to 32 (1: one stream). With `partitionColumn`.
@@ -226,17 +243,23 @@ pub async fn create_transfer(
             }
         }
     }
+    let mut names = Vec::with_capacity(2);
     for (field, id) in [("sourceId", source_id), ("targetId", target_id)] {
-        if state.store.get_connection(id).await?.is_none() {
-            return Err(ApiError {
-                field: Some(field.into()),
-                ..ApiError::new(
-                    ErrorCode::UnknownConnection,
-                    format!("connection {id} does not exist"),
-                )
-            });
+        match state.store.get_connection(id).await? {
+            Some(connection) => names.push(connection.name),
+            None => {
+                return Err(ApiError {
+                    field: Some(field.into()),
+                    ..ApiError::new(
+                        ErrorCode::UnknownConnection,
+                        format!("connection {id} does not exist"),
+                    )
+                })
+            }
         }
     }
+    let target_name = names.pop().unwrap_or_default();
+    let source_name = names.pop().unwrap_or_default();
     let transfer = state
         .store
         .create_transfer(NewTransfer {
@@ -249,6 +272,8 @@ pub async fn create_transfer(
             created_by: caller.id,
             partition_column,
             partitions,
+            source_name,
+            target_name,
         })
         .await?;
     tracing::info!(

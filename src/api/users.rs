@@ -40,7 +40,7 @@ impl From<User> for UserView {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUser {
     #[schema(example = "alice")]
     pub username: String,
@@ -53,7 +53,7 @@ pub struct CreateUser {
 
 /// Partial update; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateUser {
     pub username: Option<String>,
     /// At least 8 characters. Write-only.
@@ -64,7 +64,7 @@ pub struct UpdateUser {
 
 /// Change of one's own account through `/users/me`.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateMe {
     /// The new password, at least 8 characters.
     #[schema(value_type = String, format = Password)]

@@ -84,6 +84,31 @@ impl SslMode {
     pub const WORDS: &'static str = "disable, prefer, require, verify-ca, verify-full";
 }
 
+/// TCP keepalive on every connection to a user's database: the first probe after this long
+/// without traffic (or after the I/O timeout, if shorter), then every `KEEPALIVE_INTERVAL`,
+/// `KEEPALIVE_RETRIES` times.
+pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const KEEPALIVE_RETRIES: u32 = 3;
+
+/// How long Sluice waits on a user's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting: TCP, TLS and the log-in together.
+    pub connect: Duration,
+    /// Any wait on an open connection: an answer, the next rows, a write taken.
+    pub io: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            io: Duration::from_secs(600),
+        }
+    }
+}
+
 /// Everything needed to open a connection to a user's database.
 #[derive(Debug, Clone)]
 pub struct ConnectSpec {
@@ -98,7 +123,11 @@ pub struct ConnectSpec {
     pub ssl_mode: SslMode,
     /// Extra trusted CA certificates (PEM) for `verify-ca` / `verify-full`.
     pub ssl_root_cert: Option<PathBuf>,
-    pub connect_timeout: Duration,
+    pub timeouts: Timeouts,
+    /// The session may not change data (queries of users who are not admins): PostgreSQL
+    /// `default_transaction_read_only`, MySQL `SET SESSION TRANSACTION READ ONLY`, SQLite
+    /// `PRAGMA query_only`.
+    pub read_only: bool,
 }
 
 /// Why a connection could not be opened, classified for the user.
@@ -174,6 +203,11 @@ pub enum EngineError {
     /// The result does not fit the target table (checked before any row is written).
     #[error("{0}")]
     Schema(String),
+    /// The database refused the statement for what it would do: a session that may only
+    /// read (`read_only`: queries of users who are not admins), or a statement Sluice never
+    /// allows (a SQLite statement reaching another file).
+    #[error("{message}")]
+    Refused { read_only: bool, message: String },
     #[error("cancelled")]
     Cancelled,
     #[error("internal error: {0}")]
@@ -181,6 +215,25 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// A stable word for the kind of failure, kept with the failed job as `errorCode`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Connect(c) => c.code(),
+            Self::Source { .. } => "source_failed",
+            Self::Target { .. } => "target_failed",
+            Self::Value { .. } => "value_not_representable",
+            Self::Schema(_) => "schema_mismatch",
+            Self::Refused {
+                read_only: true, ..
+            } => "read_only",
+            Self::Refused {
+                read_only: false, ..
+            } => "statement_not_allowed",
+            Self::Cancelled => "cancelled",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
     /// Worth another attempt: the connection broke, the server restarted, a deadlock. Safe to
     /// retry because a transfer writes nothing until it commits.
     pub fn is_transient(&self) -> bool {
@@ -243,7 +296,7 @@ pub struct SchemaInfo {
 /// an answer with `ok: false`.
 pub async fn test_connection(spec: &ConnectSpec) -> TestResult {
     let started = Instant::now();
-    let outcome = with_timeout(spec.connect_timeout, async {
+    let outcome = with_timeout(spec.timeouts.connect, async {
         match spec.kind {
             DbKind::Postgres => postgres::server_version(spec).await,
             DbKind::MySql | DbKind::MariaDb => mysql::server_version(spec).await,
@@ -270,16 +323,29 @@ pub async fn test_connection(spec: &ConnectSpec) -> TestResult {
     }
 }
 
-/// Schemas, tables and columns of a user's database, read live. `schema` narrows to one.
+/// Schemas, tables and columns of a user's database, read live. `schema` narrows to one;
+/// MySQL/MariaDB list only the connection's database unless `schema` is `*` (every database
+/// the user can see). Connecting takes at most `spec.timeouts.connect`, reading the catalog
+/// then at most `list_timeout`.
 pub async fn list_tables(
     spec: &ConnectSpec,
     schema: Option<&str>,
+    list_timeout: Duration,
 ) -> Result<Vec<SchemaInfo>, ConnectError> {
-    let timeout = spec.connect_timeout.max(Duration::from_secs(30));
-    with_timeout(timeout, async {
+    let every = schema == Some("*");
+    let schema = schema.filter(|s| *s != "*");
+    with_timeout(spec.timeouts.connect + list_timeout, async {
         match spec.kind {
             DbKind::Postgres => postgres::list_tables(spec, schema).await,
-            DbKind::MySql | DbKind::MariaDb => mysql::list_tables(spec, schema).await,
+            DbKind::MySql | DbKind::MariaDb => {
+                // A MySQL connection is to one database, though it sees the server's others.
+                let scope = match schema {
+                    Some(s) => Some(s),
+                    None if every => None,
+                    None => Some(spec.database.as_str()).filter(|d| !d.is_empty()),
+                };
+                mysql::list_tables(spec, scope).await
+            }
             DbKind::Sqlite => sqlite::list_tables(spec, schema).await,
         }
     })
@@ -351,7 +417,8 @@ mod tests {
             path: None,
             ssl_mode: SslMode::Require,
             ssl_root_cert: None,
-            connect_timeout: Duration::from_secs(1),
+            timeouts: Timeouts::default(),
+            read_only: false,
         };
         let text = format!("{spec:?}");
         assert!(!text.contains("p4ssw0rd-visible?"), "{text}");

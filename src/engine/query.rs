@@ -393,10 +393,7 @@ pub async fn execute_if_no_rows(
         DbKind::MySql | DbKind::MariaDb => {
             use mysql_async::prelude::Queryable;
             let mut conn = mysql::connect(spec).await?;
-            let error = |e: mysql_async::Error| {
-                let (message, transient) = mysql::describe(&e);
-                EngineError::Source { message, transient }
-            };
+            let error = |e: mysql_async::Error| mysql::source_error(&e);
             let id = conn.id();
             // Statements that cannot be prepared (some DDL) are run as text.
             let returns_rows = match conn.prep(sql).await {
@@ -449,7 +446,7 @@ fn sqlite_execute_if_no_rows(
     sql: &str,
     cancel: &CancellationToken,
 ) -> Result<Option<u64>, EngineError> {
-    use rusqlite::{Connection, OpenFlags};
+    use rusqlite::OpenFlags;
     let path = spec
         .path
         .as_ref()
@@ -461,13 +458,11 @@ fn sqlite_execute_if_no_rows(
         ))
         .into());
     }
-    let error = |e: rusqlite::Error| {
-        let (message, transient) = sqlite::error_message(&e);
-        EngineError::Source { message, transient }
-    };
-    let conn = Connection::open_with_flags(
+    let error = |e: rusqlite::Error| sqlite::source_error(&e);
+    let conn = sqlite::open(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        spec,
     )
     .map_err(error)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))

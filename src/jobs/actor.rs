@@ -31,7 +31,8 @@ pub enum Outcome {
 /// The final word on a job, as the store keeps it.
 pub struct Conclusion {
     pub status: &'static str,
-    pub error: Option<String>,
+    /// (stable code, text) when the job failed.
+    pub error: Option<(String, String)>,
     /// Present when the job completed.
     pub done: Option<Outcome>,
     pub bytes_read: u64,
@@ -97,9 +98,16 @@ impl JobActor {
                 ctx.stop();
                 return;
             }
-            Outcome::Failed(e) => (ERROR, Some(e.to_string()), None),
-            Outcome::Unrunnable(why) => (ERROR, Some(why), None),
-            Outcome::Panicked(why) => (ERROR, Some(format!("internal error: {why}")), None),
+            Outcome::Failed(e) => (ERROR, Some((e.code().to_string(), e.to_string())), None),
+            Outcome::Unrunnable(why) => (ERROR, Some(("job_unrunnable".to_string(), why)), None),
+            Outcome::Panicked(why) => (
+                ERROR,
+                Some((
+                    "internal_error".to_string(),
+                    format!("internal error: {why}"),
+                )),
+                None,
+            ),
         };
         self.finished = true;
         let job = self.job;
@@ -111,7 +119,7 @@ impl JobActor {
             return;
         }
         match &error {
-            Some(e) => tracing::warn!(?job, status, error = %e, "Job ended."),
+            Some((code, e)) => tracing::warn!(?job, status, code, error = %e, "Job ended."),
             None => tracing::info!(?job, status, "Job ended."),
         }
         let end = JobEnd {

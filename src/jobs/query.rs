@@ -33,9 +33,15 @@ pub(crate) async fn attempt(
     }
     deps.events
         .publish(super::JobId::Query(id), super::events::Change::Started);
-    let spec = match load_connection(&deps, query.connection_id, "the").await {
+    let mut spec = match load_connection(&deps, query.connection_id, "the").await {
         Ok(s) => s,
         Err(why) => return Outcome::Unrunnable(why),
+    };
+    // Until connections carry write grants, only admins' queries may change data. Read now,
+    // not when queued: a user demoted meanwhile is held to it.
+    spec.read_only = match deps.store.get_user(query.created_by).await {
+        Ok(user) => !user.is_some_and(|u| u.admin),
+        Err(e) => return Outcome::Failed(EngineError::Internal(format!("metadata store: {e}"))),
     };
     let limits = QueryLimits {
         max_rows: deps.settings.queries.max_rows,

@@ -2,7 +2,6 @@
 //! end.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -20,14 +19,14 @@ pub(crate) async fn load_connection(
     connection_id: i32,
     role: &str,
 ) -> Result<ConnectSpec, String> {
-    let timeout = Duration::from_secs(deps.settings.engine.connect_timeout_secs);
+    let timeouts = deps.settings.engine.timeouts();
     let connection = deps
         .store
         .get_connection(connection_id)
         .await
         .map_err(|e| format!("metadata store: {e}"))?
         .ok_or_else(|| format!("{role} connection {connection_id} no longer exists"))?;
-    connect_spec(&connection, &deps.key, timeout).map_err(|e| e.detail)
+    connect_spec(&connection, &deps.key, timeouts).map_err(|e| e.detail)
 }
 
 pub(crate) async fn attempt(

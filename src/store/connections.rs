@@ -3,12 +3,26 @@
 use chrono::Utc;
 use entities::connection;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
 };
 
+use super::transfers::{QUEUED, RUNNING};
 use super::{order, ListParams, Store};
 
 pub type Connection = connection::Model;
+
+/// What deleting a connection did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteConnection {
+    Deleted,
+    NotFound,
+    /// Queued or running jobs use it (their ids); nothing was deleted.
+    InUse {
+        transfers: Vec<i32>,
+        queries: Vec<i32>,
+    },
+}
 
 /// Every stored field of a connection but its id and timestamps.
 #[derive(Debug, Clone)]
@@ -135,8 +149,41 @@ impl Store {
             .await
     }
 
-    pub async fn delete_connection(&self, id: i32) -> Result<bool, DbErr> {
-        let result = connection::Entity::delete_by_id(id).exec(self.db()).await?;
-        Ok(result.rows_affected > 0)
+    /// Delete a connection that no queued or running job uses. Finished jobs keep the
+    /// connection's name (`source_name`, `target_name`, `connection_name`).
+    pub async fn delete_connection(&self, id: i32) -> Result<DeleteConnection, DbErr> {
+        use entities::{query, transfer};
+        let txn = self.db().begin().await?;
+        let active = [QUEUED, RUNNING];
+        let transfers: Vec<i32> = transfer::Entity::find()
+            .select_only()
+            .column(transfer::Column::Id)
+            .filter(
+                Condition::any()
+                    .add(transfer::Column::SourceId.eq(id))
+                    .add(transfer::Column::TargetId.eq(id)),
+            )
+            .filter(transfer::Column::Status.is_in(active))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let queries: Vec<i32> = query::Entity::find()
+            .select_only()
+            .column(query::Column::Id)
+            .filter(query::Column::ConnectionId.eq(id))
+            .filter(query::Column::Status.is_in(active))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        if !transfers.is_empty() || !queries.is_empty() {
+            return Ok(DeleteConnection::InUse { transfers, queries });
+        }
+        let result = connection::Entity::delete_by_id(id).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(if result.rows_affected > 0 {
+            DeleteConnection::Deleted
+        } else {
+            DeleteConnection::NotFound
+        })
     }
 }

@@ -17,7 +17,8 @@ pub type Query = query::Model;
 #[derive(Debug, Clone)]
 pub struct QueryEnd {
     pub status: &'static str,
-    pub error: Option<String>,
+    /// (code, text) for status `error`.
+    pub error: Option<(String, String)>,
     pub columns: serde_json::Value,
     pub row_count: u64,
     pub rows_affected: Option<u64>,
@@ -30,11 +31,14 @@ impl Store {
     pub async fn create_query(
         &self,
         connection_id: i32,
+        connection_name: String,
         sql: String,
         created_by: i32,
     ) -> Result<Query, DbErr> {
         query::ActiveModel {
             connection_id: Set(connection_id),
+            connection_name: Set(Some(connection_name)),
+            error_code: Set(None),
             query: Set(sql),
             status: Set(QUEUED.into()),
             error: Set(None),
@@ -105,6 +109,11 @@ impl Store {
                 query::Column::StartedAt,
                 Expr::col(query::Column::StartedAt).if_null(now),
             )
+            .col_expr(query::Column::Error, Expr::value(Option::<String>::None))
+            .col_expr(
+                query::Column::ErrorCode,
+                Expr::value(Option::<String>::None),
+            )
             .filter(query::Column::Id.eq(id))
             .exec(self.db())
             .await?;
@@ -123,9 +132,11 @@ impl Store {
             .insert(&txn)
             .await?;
         }
+        let (code, error) = end.error.unzip();
         query::Entity::update_many()
             .col_expr(query::Column::Status, Expr::value(end.status))
-            .col_expr(query::Column::Error, Expr::value(end.error))
+            .col_expr(query::Column::Error, Expr::value(error))
+            .col_expr(query::Column::ErrorCode, Expr::value(code))
             .col_expr(query::Column::Columns, Expr::value(end.columns))
             .col_expr(query::Column::RowCount, Expr::value(end.row_count as i64))
             .col_expr(

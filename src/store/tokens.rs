@@ -64,7 +64,8 @@ impl Store {
         Ok(result.rows_affected > 0)
     }
 
-    /// The unexpired token with this hash and its user.
+    /// The token with this hash and its user, expired or not (the caller tells the two apart
+    /// so that an expired token is answered as such).
     pub async fn find_token_user(
         &self,
         token_hash: &str,
@@ -75,13 +76,7 @@ impl Store {
             .one(self.db())
             .await?;
         Ok(match found {
-            Some((token, Some(user))) => {
-                if token.expires_at.is_some_and(|at| at <= Utc::now()) {
-                    None
-                } else {
-                    Some((token, user))
-                }
-            }
+            Some((token, Some(user))) => Some((token, user)),
             _ => None,
         })
     }

@@ -36,6 +36,8 @@ pub struct NewTransfer {
     pub created_by: i32,
     pub partition_column: Option<String>,
     pub partitions: Option<i32>,
+    pub source_name: String,
+    pub target_name: String,
 }
 
 impl Store {
@@ -58,6 +60,9 @@ impl Store {
             stopped_at: Set(None),
             partition_column: Set(new.partition_column),
             partitions: Set(new.partitions),
+            source_name: Set(Some(new.source_name)),
+            target_name: Set(Some(new.target_name)),
+            error_code: Set(None),
             ..Default::default()
         }
         .insert(self.db())
@@ -115,6 +120,10 @@ impl Store {
                 Expr::col(transfer::Column::StartedAt).if_null(now),
             )
             .col_expr(transfer::Column::Error, Expr::value(Option::<String>::None))
+            .col_expr(
+                transfer::Column::ErrorCode,
+                Expr::value(Option::<String>::None),
+            )
             .filter(transfer::Column::Id.eq(id))
             .exec(self.db())
             .await?;
@@ -141,18 +150,20 @@ impl Store {
         Ok(())
     }
 
-    /// The final status of a job.
+    /// The final status of a job; `error` is (code, text) for status `error`.
     pub async fn finish_transfer(
         &self,
         id: i32,
         status: &str,
-        error: Option<String>,
+        error: Option<(String, String)>,
         rows_written: u64,
         bytes_read: u64,
     ) -> Result<(), DbErr> {
+        let (code, error) = error.unzip();
         transfer::Entity::update_many()
             .col_expr(transfer::Column::Status, Expr::value(status))
             .col_expr(transfer::Column::Error, Expr::value(error))
+            .col_expr(transfer::Column::ErrorCode, Expr::value(code))
             .col_expr(
                 transfer::Column::RowsWritten,
                 Expr::value(rows_written as i64),

@@ -123,6 +123,47 @@ async fn every_way_in_and_every_way_out() {
 }
 
 #[actix_web::test]
+async fn a_token_given_as_the_basic_user_name_with_no_password_signs_in_sqlify_style() {
+    let app = spawn_app().await;
+    app.create_user("sam", "sam-password", false).await;
+    let token = app.create_token("sam", "sam-password").await;
+    // curl -u "TOKEN:" sends the token as the user name and an empty password.
+    let response = app
+        .anon(Method::GET, "/api/v1/users/me")
+        .basic_auth(&token, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let me: Value = response.json().await.unwrap();
+    assert_eq!(me["username"], "sam");
+    assert_eq!(me["admin"], false);
+    // Without the colon's empty password too (`-u TOKEN:` and `TOKEN:` alike).
+    let header = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{token}:")
+        )
+    );
+    let response = app
+        .anon(Method::GET, "/api/v1/users/me")
+        .header("Authorization", header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // A wrong token that way is a wrong credential, as any other.
+    let response = app
+        .anon(Method::GET, "/api/v1/users/me")
+        .basic_auth("slc_not-a-real-token", Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+}
+
+#[actix_web::test]
 async fn credentials_are_checked_before_the_body_is_read() {
     let app = spawn_app().await;
     let response = app

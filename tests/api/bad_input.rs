@@ -242,8 +242,86 @@ async fn malformed_requests_get_a_stable_status_and_code_and_never_a_500(backend
             "/api/v1/connections",
             Json(pg_unknown_option),
             BAD,
-            "invalid_body",
-        ),
+            "unknown_field",
+        )
+        .field("options.compress"),
+        // Unknown fields: never silently ignored.
+        case(
+            "a typo in a transfer's field",
+            Method::POST,
+            "/api/v1/transfers",
+            Json(
+                json!({"sourceId": 1, "targetId": 1, "query": "select 1 as a",
+                        "targetTable": "t", "overwite": true}),
+            ),
+            BAD,
+            "unknown_field",
+        )
+        .field("overwite"),
+        case(
+            "a field users do not have",
+            Method::POST,
+            "/api/v1/users",
+            Json(json!({"username": "bob", "password": "long-enough-pw", "isAdmin": true})),
+            BAD,
+            "unknown_field",
+        )
+        .field("isAdmin"),
+        case(
+            "an unknown field on a user PATCH",
+            Method::PATCH,
+            "/api/v1/users/1",
+            Json(json!({"superuser": true})),
+            BAD,
+            "unknown_field",
+        )
+        .field("superuser"),
+        case(
+            "an unknown field on /users/me",
+            Method::PATCH,
+            "/api/v1/users/me",
+            Json(json!({"password": "long-enough-pw", "admin": true})),
+            BAD,
+            "unknown_field",
+        )
+        .field("admin"),
+        case(
+            "an unknown field on a token",
+            Method::POST,
+            "/api/v1/tokens",
+            Json(json!({"name": "n", "scope": "all"})),
+            BAD,
+            "unknown_field",
+        )
+        .field("scope"),
+        case(
+            "an unknown field on a query",
+            Method::POST,
+            "/api/v1/queries",
+            Json(json!({"connectionId": 1, "query": "select 1", "timeout": 5})),
+            BAD,
+            "unknown_field",
+        )
+        .field("timeout"),
+        case(
+            "an unknown field on a connection PATCH",
+            Method::PATCH,
+            &conn_path,
+            Json(json!({"hots": "db.example.com"})),
+            BAD,
+            "unknown_field",
+        )
+        .field("hots"),
+        case(
+            "an unknown field in a DBConvert-style spec",
+            Method::POST,
+            "/api/v1/connections",
+            Json(json!({"name": "nested", "type": "mysql",
+                        "spec": {"database": {"hots": "127.0.0.1"}}})),
+            BAD,
+            "unknown_field",
+        )
+        .field("spec.database.hots"),
         // Well-formed but invalid values.
         case(
             "too-short password",
@@ -603,6 +681,123 @@ async fn malformed_requests_get_a_stable_status_and_code_and_never_a_500(backend
         .unwrap();
     let list: Value = connections.json().await.unwrap();
     assert_eq!(list, json!([connection]));
+}
+
+#[actix_web::test]
+async fn an_unknown_field_is_refused_naming_the_closest_known_one_and_nothing_is_queued() {
+    let app = spawn_app_on(Backend::Sqlite).await;
+    let connection = app
+        .create_connection(pg_connection("typo-target", "test"))
+        .await;
+    let response = app
+        .admin(Method::POST, "/api/v1/transfers")
+        .json(&json!({
+            "sourceId": connection["id"], "targetId": connection["id"],
+            "query": "select 1 as a", "targetTable": "t", "overwite": true
+        }))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, StatusCode::BAD_REQUEST, "unknown_field").await;
+    assert_eq!(body["field"], "overwite");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains(r#"did you mean "overwrite"?"#), "{detail}");
+    let response = app
+        .admin(Method::POST, "/api/v1/users")
+        .json(&json!({"username": "eve", "password": "long-enough-pw", "isAdmin": true}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, StatusCode::BAD_REQUEST, "unknown_field").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains(r#"did you mean "admin"?"#), "{detail}");
+    let response = app
+        .admin(Method::POST, "/api/v1/connections")
+        .json(&json!({"name": "n", "type": "postgresql", "options": {"sslmod": "disable"}}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, StatusCode::BAD_REQUEST, "unknown_field").await;
+    assert_eq!(body["field"], "options.sslmod");
+    let detail = body["detail"].as_str().unwrap();
+    // `sslMode` or its alias `sslmode`: either is accepted.
+    assert!(
+        detail
+            .to_lowercase()
+            .contains(r#"did you mean "options.sslmode"?"#),
+        "{detail}"
+    );
+
+    // Nothing was queued or created.
+    assert_eq!(app.listed_ids("/api/v1/transfers").await, Vec::<i64>::new());
+    let users: Vec<Value> = app
+        .admin(Method::GET, "/api/v1/users")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(users.iter().all(|u| u["username"] != "eve"), "{users:?}");
+}
+
+#[actix_web::test]
+async fn the_seed_apis_spellings_of_fields_are_still_accepted() {
+    let app = spawn_app_on(Backend::Sqlite).await;
+    // SQLpipe's connection fields.
+    let sqlpipe = app
+        .create_connection(json!({
+            "name": "sqlpipe-style", "dsType": "postgresql", "hostname": "127.0.0.1",
+            "port": "5432", "dbName": "test", "username": "postgres",
+            "options": {"sslmode": "disable"}
+        }))
+        .await;
+    assert_eq!(sqlpipe["type"], "postgresql");
+    assert_eq!(sqlpipe["host"], "127.0.0.1");
+    assert_eq!(sqlpipe["database"], "test");
+    assert_eq!(sqlpipe["options"], json!({"sslMode": "disable"}));
+    // SQLpipe's and Sqlify's (snake_case) transfer fields.
+    for body in [
+        json!({"sourceID": sqlpipe["id"], "targetID": sqlpipe["id"], "query": "select 1 as a",
+               "targetTable": "never_run", "overwrite": false}),
+        json!({"source_id": sqlpipe["id"], "target_id": sqlpipe["id"], "query": "select 1 as a",
+               "target_table": "never_run", "target_schema": "s",
+               "partition_column": "a", "partitions": 1}),
+    ] {
+        let response = app
+            .admin(Method::POST, "/api/v1/transfers")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{body}");
+        let transfer: Value = response.json().await.unwrap();
+        assert_eq!(transfer["sourceId"], sqlpipe["id"], "{transfer}");
+        assert_eq!(transfer["targetTable"], "never_run", "{transfer}");
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/transfers/{}/cancel", transfer["id"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    }
+    let response = app
+        .admin(Method::POST, "/api/v1/queries")
+        .json(&json!({"connection_id": sqlpipe["id"], "query": "select 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let response = app
+        .admin(Method::POST, "/api/v1/tokens")
+        .json(&json!({"name": "snake", "expires_at": "2999-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let token: Value = response.json().await.unwrap();
+    assert_eq!(token["expiresAt"], "2999-01-01T00:00:00Z");
 }
 
 #[actix_web::test]

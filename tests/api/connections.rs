@@ -1198,3 +1198,163 @@ async fn listing_tables_of_an_unreachable_server_is_a_502() {
         .unwrap();
     assert_error(response, StatusCode::NOT_FOUND, "connection_not_found").await;
 }
+
+#[actix_web::test]
+async fn a_dbconvert_style_nested_spec_is_read_as_the_flat_fields() {
+    let app = spawn_app().await;
+    let created = app
+        .create_connection(json!({
+            "name": "mysql-source", "type": "mysql",
+            "spec": {"database": {
+                "host": MARIADB_HOST, "port": MARIADB_PORT, "username": MARIADB_USER,
+                "password": "", "database": "test"
+            }},
+            "options": {"sslMode": "disable"}
+        }))
+        .await;
+    // Answered in the flat shape.
+    assert_eq!(created["host"], MARIADB_HOST);
+    assert_eq!(created["port"], MARIADB_PORT);
+    assert_eq!(created["username"], MARIADB_USER);
+    assert_eq!(created["database"], "test");
+    assert!(created.get("spec").is_none(), "{created}");
+    let tested = test_connection(&app, id_of(&created)).await;
+    assert_eq!(tested["ok"], true, "{tested}");
+    // A field given both ways must agree.
+    let response = admin_send(
+        &app,
+        Method::POST,
+        "/api/v1/connections",
+        &json!({"name": "twice", "type": "mysql", "host": "a.example", "port": 3306,
+                "username": "u", "database": "d",
+                "spec": {"database": {"host": "b.example"}}}),
+    )
+    .await;
+    let error = assert_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(error["field"], "spec.database.host");
+}
+
+#[actix_web::test]
+async fn listing_tables_of_a_host_that_never_answers_gives_up_after_the_connect_timeout() {
+    let relay = crate::relay::Relay::start(&format!("{PG_HOST}:{PG_PORT}")).await;
+    relay.blackhole();
+    let app = spawn_app().await;
+    let mut body = pg_connection("silent", "test");
+    body["port"] = json!(relay.port());
+    let created = app.create_connection(body).await;
+    let started = std::time::Instant::now();
+    let response = app
+        .admin(
+            Method::GET,
+            &format!("/api/v1/connections/{}/tables", id_of(&created)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let error = assert_error(response, StatusCode::BAD_GATEWAY, "connection_failed").await;
+    // spawn_app sets engine.connect_timeout_secs = 5 (the listing's own limit is 30 s).
+    assert!(
+        elapsed >= std::time::Duration::from_secs(5) && elapsed < std::time::Duration::from_secs(9),
+        "{elapsed:?}"
+    );
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 5s"),
+        "{error}"
+    );
+    // A connection test gives up as soon.
+    let started = std::time::Instant::now();
+    let tested = test_connection(&app, id_of(&created)).await;
+    assert_eq!(tested["errorCode"], "timeout", "{tested}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(9));
+}
+
+#[actix_web::test]
+async fn mariadb_tables_are_listed_for_the_connections_own_database_unless_all_are_asked() {
+    let app = spawn_app().await;
+    let own = unique_name("own");
+    let other = unique_name("other");
+    for db in [&own, &other] {
+        mariadb_execute(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (n int)"
+        ))
+        .await;
+    }
+    let created = app.create_connection(mariadb_connection("mdb", &own)).await;
+    let id = id_of(&created);
+    let names = |tables: &Value| -> Vec<String> {
+        tables
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&list_tables(&app, id, "").await), vec![own.clone()]);
+    let every = names(&list_tables(&app, id, "?schema=*").await);
+    assert!(every.contains(&own) && every.contains(&other), "{every:?}");
+    assert_eq!(
+        names(&list_tables(&app, id, &format!("?schema={other}")).await),
+        vec![other.clone()]
+    );
+    for db in [&own, &other] {
+        mariadb_execute(&format!("DROP DATABASE {db}")).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_connection_that_running_jobs_use_cannot_be_deleted_and_past_jobs_keep_its_name() {
+    let app = spawn_app().await;
+    let schema = unique_name("in_use");
+    pg_execute("test", &format!("CREATE SCHEMA {schema}")).await;
+    let source = app
+        .create_connection(pg_connection("busy-source", "test"))
+        .await;
+    let target = app
+        .create_connection(pg_connection("busy-target", "test"))
+        .await;
+    let transfer = app
+        .submit_transfer(json!({
+            "sourceId": source["id"], "targetId": target["id"],
+            "query": crate::helpers::paced_query(300_000, 1.0),
+            "targetSchema": schema, "targetTable": "t"
+        }))
+        .await;
+    assert_eq!(transfer["sourceName"], "busy-source");
+    assert_eq!(transfer["targetName"], "busy-target");
+    let delete = |connection: &Value| {
+        app.admin(
+            Method::DELETE,
+            &format!("/api/v1/connections/{}", connection["id"]),
+        )
+        .send()
+    };
+    for connection in [&source, &target] {
+        let response = delete(connection).await.unwrap();
+        let error = assert_error(response, StatusCode::CONFLICT, "connection_in_use").await;
+        assert!(
+            error["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("transfers {}", transfer["id"])),
+            "{error}"
+        );
+    }
+    let done = app.wait_transfer(&transfer["id"], 60).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    // Finished: the connection may go; the transfer stays readable with its names.
+    for connection in [&source, &target] {
+        let response = delete(connection).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+    let after = app.transfer(&transfer["id"]).await;
+    assert_eq!(after["status"], "complete");
+    assert_eq!(after["sourceId"], source["id"]);
+    assert_eq!(after["sourceName"], "busy-source");
+    assert_eq!(after["targetName"], "busy-target");
+    assert_eq!(after["rowsWritten"], 300_000);
+    pg_execute("test", &format!("DROP SCHEMA {schema} CASCADE")).await;
+}

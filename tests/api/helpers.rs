@@ -370,7 +370,11 @@ pub fn pg_spec(database: &str) -> sluice::engine::ConnectSpec {
         path: None,
         ssl_mode: sluice::engine::SslMode::Disable,
         ssl_root_cert: None,
-        connect_timeout: std::time::Duration::from_secs(5),
+        timeouts: sluice::engine::Timeouts {
+            connect: std::time::Duration::from_secs(5),
+            io: std::time::Duration::from_secs(60),
+        },
+        read_only: false,
     }
 }
 

@@ -17,6 +17,7 @@ mod pairs;
 mod partitions;
 mod passthrough;
 mod queries;
+mod relay;
 mod service;
 mod tokens;
 mod transfers;

@@ -425,3 +425,204 @@ async fn the_connection_filter_lists_the_queries_run_on_that_connection() {
         .unwrap();
     assert_error(bad, StatusCode::BAD_REQUEST, "invalid_query_parameter").await;
 }
+
+#[actix_web::test]
+async fn a_result_keeps_its_column_order_in_json_and_as_arrays_with_repeated_names_apart() {
+    let app = spawn_app().await;
+    let pg = app.create_connection(pg_connection("pg", "test")).await;
+    let q = app
+        .submit_query(&pg, "SELECT 1 AS zeta, 2 AS alpha, 3 AS mid, 4 AS alpha")
+        .await;
+    let done = app.wait_query(&q["id"]).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let result = |params: &str| {
+        app.admin(
+            Method::GET,
+            &format!("/api/v1/queries/{}/result{params}", q["id"]),
+        )
+        .send()
+    };
+    // The text itself: key order is what a client reading the stream sees.
+    let text = result("").await.unwrap().text().await.unwrap();
+    assert_eq!(text, r#"[{"zeta":1,"alpha":2,"mid":3,"alpha_2":4}]"#);
+    let arrays: Value = result("?shape=arrays").await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = arrays["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["zeta", "alpha", "mid", "alpha"]);
+    assert_eq!(arrays["rows"], json!([[1, 2, 3, 4]]));
+    assert_eq!(arrays["columns"][0]["type"], "int32");
+    let bad = result("?shape=table").await.unwrap();
+    assert_error(bad, StatusCode::BAD_REQUEST, "invalid_query_parameter").await;
+
+    // Resources keep their documented field order too, in answers and in live events.
+    let app = &app;
+    let text_of = |path: String| async move {
+        let response = app.admin(Method::GET, &path).send().await.unwrap();
+        response.text().await.unwrap()
+    };
+    let raw = text_of(format!("/api/v1/queries/{}", q["id"])).await;
+    assert!(
+        raw.starts_with(&format!(
+            r#"{{"id":{},"connectionId":{},"connectionName":"pg","query":"#,
+            q["id"], pg["id"]
+        )),
+        "{raw}"
+    );
+    let events = text_of(format!("/api/v1/queries/{}/events", q["id"])).await;
+    assert!(
+        events.contains(&format!(r#"data: {{"id":{},"connectionId":"#, q["id"])),
+        "{events}"
+    );
+}
+
+/// Submit a query as `user`; its final state (read as the admin).
+async fn query_as(app: &TestApp, user: &str, connection: &Value, sql: &str) -> Value {
+    let response = app
+        .as_user(Method::POST, "/api/v1/queries", user, "reader-password")
+        .json(&json!({"connectionId": connection["id"], "query": sql}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let q: Value = response.json().await.unwrap();
+    app.wait_query(&q["id"]).await
+}
+
+#[actix_web::test]
+async fn queries_of_users_who_are_not_admins_only_read_on_every_kind() {
+    let app = spawn_app().await;
+    app.create_user("reader", "reader-password", false).await;
+    // PostgreSQL.
+    let schema = unique_name("ro");
+    let client = pg_client("test").await;
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (n int); INSERT INTO {schema}.t VALUES (1)"
+        ))
+        .await
+        .unwrap();
+    let pg = app.create_connection(pg_connection("pg", "test")).await;
+    for sql in [
+        format!("DROP TABLE {schema}.t"),
+        format!("INSERT INTO {schema}.t VALUES (2)"),
+        // A statement that returns rows and writes.
+        format!("WITH x AS (DELETE FROM {schema}.t RETURNING n) SELECT * FROM x"),
+        format!("CREATE TABLE {schema}.new (n int)"),
+    ] {
+        let done = query_as(&app, "reader", &pg, &sql).await;
+        assert_eq!(done["status"], "error", "{sql}: {done}");
+        assert_eq!(done["errorCode"], "read_only", "{sql}: {done}");
+        assert!(
+            done["error"].as_str().unwrap().contains("read-only"),
+            "{sql}: {done}"
+        );
+    }
+    let done = query_as(&app, "reader", &pg, &format!("SELECT n FROM {schema}.t")).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let count: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {schema}.t"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1, "the table is as it was");
+    // An admin's statement still changes data.
+    let q = app
+        .submit_query(&pg, &format!("INSERT INTO {schema}.t VALUES (3)"))
+        .await;
+    assert_eq!(app.wait_query(&q["id"]).await["rowsAffected"], 1);
+
+    // MariaDB.
+    let db = unique_name("ro");
+    mariadb_execute(&format!(
+        "CREATE DATABASE {db}; CREATE TABLE {db}.t (n int); INSERT INTO {db}.t VALUES (1)"
+    ))
+    .await;
+    let maria = app
+        .create_connection(mariadb_connection("maria", &db))
+        .await;
+    for sql in [
+        "DELETE FROM t",
+        "DROP TABLE t",
+        "CREATE DATABASE sluice_test_never",
+    ] {
+        let done = query_as(&app, "reader", &maria, sql).await;
+        assert_eq!(done["status"], "error", "{sql}: {done}");
+        assert_eq!(done["errorCode"], "read_only", "{sql}: {done}");
+    }
+    let done = query_as(&app, "reader", &maria, "SELECT n FROM t").await;
+    assert_eq!(done["rowCount"], 1, "{done}");
+
+    // SQLite: read-only, and the reader may not lift it.
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("ro")));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let lite = app
+        .create_connection(json!({"name": "lite", "type": "sqlite", "path": path}))
+        .await;
+    for (sql, code) in [
+        ("DELETE FROM t", "read_only"),
+        ("DROP TABLE t", "read_only"),
+        ("PRAGMA query_only = OFF", "statement_not_allowed"),
+    ] {
+        let done = query_as(&app, "reader", &lite, sql).await;
+        assert_eq!(done["status"], "error", "{sql}: {done}");
+        assert_eq!(done["errorCode"], code, "{sql}: {done}");
+    }
+    let rows: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+    mariadb_execute(&format!("DROP DATABASE {db}")).await;
+}
+
+#[actix_web::test]
+async fn a_sqlite_statement_may_reach_no_other_file_whoever_runs_it() {
+    let app = spawn_app().await;
+    app.create_user("reader", "reader-password", false).await;
+    let dir = std::env::temp_dir().join(unique_name("sqlite_files"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("own.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let lite = app
+        .create_connection(json!({"name": "lite", "type": "sqlite", "path": path}))
+        .await;
+    let copy = dir.join("copy.db");
+    let other = dir.join("other.db");
+    for sql in [
+        format!("VACUUM INTO '{}'", copy.display()),
+        format!("ATTACH '{}' AS other", other.display()),
+        "SELECT load_extension('/tmp/nothing')".to_string(),
+        "PRAGMA temp_store_directory = '/tmp'".to_string(),
+    ] {
+        let as_admin = app.submit_query(&lite, &sql).await;
+        let as_admin = app.wait_query(&as_admin["id"]).await;
+        let as_reader = query_as(&app, "reader", &lite, &sql).await;
+        for done in [as_admin, as_reader] {
+            assert_eq!(done["status"], "error", "{sql}: {done}");
+            assert_eq!(done["errorCode"], "statement_not_allowed", "{sql}: {done}");
+            assert!(
+                done["error"].as_str().unwrap().contains("not allowed"),
+                "{sql}: {done}"
+            );
+        }
+    }
+    assert!(!copy.exists() && !other.exists(), "no file was written");
+    // The connection's own file still works as before, VACUUM included.
+    let q = app.submit_query(&lite, "VACUUM").await;
+    assert_eq!(app.wait_query(&q["id"]).await["status"], "complete");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,7 +1,7 @@
 //! Service routes: health, readiness, the OpenAPI document and the docs page.
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, spawn_app};
 
@@ -214,4 +214,68 @@ async fn the_openapi_document_needs_credentials_when_docs_are_not_public() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn the_openapi_document_lists_the_alias_routes_marked_as_aliases_and_each_is_served() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .anon(Method::GET, "/api/v1/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let expected = [
+        (
+            "post",
+            "/api/v1/transfers/{id}/cancel",
+            "PATCH /api/v1/cancel-transfer/{id}",
+        ),
+        (
+            "post",
+            "/api/v1/queries/{id}/cancel",
+            "PATCH /api/v1/cancel-query/{id}",
+        ),
+        (
+            "delete",
+            "/api/v1/connection/{id}",
+            "DELETE /api/v1/connections/{id}",
+        ),
+        (
+            "put",
+            "/api/v1/connections/{id}",
+            "PATCH /api/v1/connections/{id}",
+        ),
+        ("delete", "/api/v1/user/{id}", "DELETE /api/v1/users/{id}"),
+        ("put", "/api/v1/users/{id}", "PATCH /api/v1/users/{id}"),
+        ("put", "/api/v1/users/me", "PATCH /api/v1/users/me"),
+    ];
+    let mut ids = std::collections::HashSet::new();
+    for paths in doc["paths"].as_object().unwrap().values() {
+        for op in paths.as_object().unwrap().values() {
+            let id = op["operationId"].as_str().unwrap().to_string();
+            assert!(ids.insert(id.clone()), "operationId {id} twice");
+        }
+    }
+    for (method, path, of) in expected {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["x-alias-of"], of, "{method} {path}: {op}");
+        assert!(op["responses"].is_object(), "{method} {path}");
+        // Served: an unknown id is the resource's 404, not a missing route.
+        let url = path.replace("{id}", "987654");
+        let response = app
+            .admin(method.to_uppercase().parse().unwrap(), &url)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            !["route_not_found", "method_not_allowed"]
+                .contains(&body["code"].as_str().unwrap_or("")),
+            "{method} {path}: {body}"
+        );
+    }
 }

@@ -175,7 +175,7 @@ async fn users_see_only_their_own_tokens_and_admins_see_all(backend: Backend) {
     }
 }
 
-async fn an_expired_token_is_refused(backend: Backend) {
+async fn an_expired_token_is_refused_as_expired_saying_when(backend: Backend) {
     let app = spawn_app_on(backend).await;
     let past = app
         .admin(Method::POST, "/api/v1/tokens")
@@ -186,7 +186,8 @@ async fn an_expired_token_is_refused(backend: Backend) {
     let body = assert_error(past, StatusCode::BAD_REQUEST, "validation_failed").await;
     assert_eq!(body["field"], "expiresAt");
 
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let soon_at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let soon = soon_at.to_rfc3339();
     let created: Value = app
         .admin(Method::POST, "/api/v1/tokens")
         .json(&json!({"name": "short-lived", "expiresAt": soon}))
@@ -211,7 +212,19 @@ async fn an_expired_token_is_refused(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_error(stale, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let body = assert_error(stale, StatusCode::UNAUTHORIZED, "token_expired").await;
+    let when = soon_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains(&when), "{detail} names {when}");
+    assert!(detail.contains("short-lived"), "{detail}");
+    // The same expired token as a Sqlify-style user name is refused the same way.
+    let stale = app
+        .anon(Method::GET, "/api/v1/users/me")
+        .basic_auth(token, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_error(stale, StatusCode::UNAUTHORIZED, "token_expired").await;
 }
 
 crate::on_both_backends!(
@@ -219,5 +232,5 @@ crate::on_both_backends!(
     the_store_keeps_only_a_hash_of_the_token,
     a_revoked_token_stops_working,
     users_see_only_their_own_tokens_and_admins_see_all,
-    an_expired_token_is_refused,
+    an_expired_token_is_refused_as_expired_saying_when,
 );

@@ -24,7 +24,13 @@ fn options(spec: &ConnectSpec, ssl: Option<SslOpts>) -> OptsBuilder {
         .db_name(Some(spec.database.clone()))
         // Keep to the host the user named (TLS and server-side cancel depend on it).
         .prefer_socket(false)
+        .tcp_keepalive(Some(super::KEEPALIVE_IDLE.min(spec.timeouts.io)))
         .ssl_opts(ssl)
+        .init(if spec.read_only {
+            vec!["SET SESSION TRANSACTION READ ONLY"]
+        } else {
+            Vec::new()
+        })
 }
 
 fn ssl_opts(spec: &ConnectSpec) -> Option<SslOpts> {
@@ -44,8 +50,18 @@ fn ssl_opts(spec: &ConnectSpec) -> Option<SslOpts> {
     }
 }
 
-/// Open a connection. `prefer` falls back to a plain connection when the server has no TLS.
+/// Open a connection within `spec.timeouts.connect` (TCP, TLS and log-in together), with TCP
+/// keepalive. `prefer` falls back to a plain connection when the server has no TLS. A
+/// `read_only` spec makes every transaction of the session read-only.
 pub async fn connect(spec: &ConnectSpec) -> Result<Conn, ConnectError> {
+    let limit = spec.timeouts.connect;
+    match tokio::time::timeout(limit, connect_unbounded(spec)).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnectError::Timeout(limit)),
+    }
+}
+
+async fn connect_unbounded(spec: &ConnectSpec) -> Result<Conn, ConnectError> {
     let target = format!("{}:{}", spec.host, spec.port);
     match Conn::new(options(spec, ssl_opts(spec))).await {
         Ok(conn) => Ok(conn),
@@ -85,6 +101,20 @@ pub fn describe(e: &mysql_async::Error) -> (String, bool) {
             (super::postgres::error_chain(e), true)
         }
         other => (super::postgres::error_chain(other), false),
+    }
+}
+
+/// A failure reading from the source (a statement refused in a read-only session is
+/// `Refused`).
+pub(crate) fn source_error(e: &mysql_async::Error) -> super::EngineError {
+    let (message, transient) = describe(e);
+    match e {
+        // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+        mysql_async::Error::Server(s) if s.code == 1792 => super::EngineError::Refused {
+            read_only: true,
+            message,
+        },
+        _ => super::EngineError::Source { message, transient },
     }
 }
 

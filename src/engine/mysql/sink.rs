@@ -507,10 +507,17 @@ fn float_check(v: f64) -> Result<(), String> {
         Err(format!(
             "{v} cannot be stored: MySQL/MariaDB FLOAT and DOUBLE hold no infinity"
         ))
-    } else if v == 0.0 && v.is_sign_negative() {
-        Err("-0 cannot be stored: MySQL/MariaDB turn -0 into 0, losing the sign".into())
     } else {
         Ok(())
+    }
+}
+
+/// -0.0 as 0.0: IEEE 754 holds them equal, and 0 is what MySQL/MariaDB keep of it.
+fn unsigned_zero(v: f64) -> f64 {
+    if v == 0.0 {
+        0.0
+    } else {
+        v
     }
 }
 
@@ -563,12 +570,12 @@ fn encode_value(
         View::U64(a) => write_u64(buf, a.value(row)),
         View::F32(a) => {
             // Printed as the (exact) double so the server's double → float step is exact.
-            let v = f64::from(a.value(row));
+            let v = unsigned_zero(f64::from(a.value(row)));
             float_check(v)?;
             write_f64(buf, v);
         }
         View::F64(a) => {
-            let v = a.value(row);
+            let v = unsigned_zero(a.value(row));
             float_check(v)?;
             write_f64(buf, v);
         }
@@ -639,10 +646,10 @@ fn param(column: &View<'_>, field: &Field, row: usize) -> Result<Value, String> 
         View::F32(a) => {
             let v = a.value(row);
             float_check(f64::from(v))?;
-            Value::Float(v)
+            Value::Float(if v == 0.0 { 0.0 } else { v })
         }
         View::F64(a) => {
-            let v = a.value(row);
+            let v = unsigned_zero(a.value(row));
             float_check(v)?;
             Value::Double(v)
         }

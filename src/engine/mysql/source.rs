@@ -17,7 +17,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Statement, Value};
 
 use super::values::{days_from_civil, is_valid_date, parse_decimal, MICROS_PER_DAY};
-use super::{connect, connect_with, describe, dialect};
+use super::{connect, connect_with, dialect};
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
 use crate::engine::types::{arrow_schema, Column, LogicalType};
 use crate::engine::{ConnectSpec, DbKind, EngineError};
@@ -32,10 +32,7 @@ pub struct MySource {
     stmt: Statement,
 }
 
-fn source_error(e: &mysql_async::Error) -> EngineError {
-    let (message, transient) = describe(e);
-    EngineError::Source { message, transient }
-}
+use super::source_error;
 
 /// Connect and prepare `query`: the server describes its columns without running it.
 pub async fn open(

@@ -163,8 +163,15 @@ pub fn message(e: &tokio_postgres::Error, offset: usize) -> String {
     text
 }
 
-/// A failure reading from the source.
+/// A failure reading from the source (a query's statement refused in a read-only session is
+/// `Refused`).
 pub fn source_error(e: &tokio_postgres::Error, offset: usize) -> EngineError {
+    if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
+        return EngineError::Refused {
+            read_only: true,
+            message: message(e, offset),
+        };
+    }
     EngineError::Source {
         message: message(e, offset),
         transient: is_transient(e),

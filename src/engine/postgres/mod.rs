@@ -12,8 +12,20 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo, SslMode};
 
-/// Open a connection; its driver task runs on the current runtime until the client drops.
+/// Open a connection within `spec.timeouts.connect` (TCP, TLS and log-in together); its
+/// driver task runs on the current runtime until the client drops. The socket keeps TCP
+/// keepalive and a `TCP_USER_TIMEOUT` of `spec.timeouts.io`, so a far end that has gone is
+/// noticed even while nothing is asked of it. A `read_only` spec makes every transaction of
+/// the session read-only.
 pub async fn connect(spec: &ConnectSpec) -> Result<Client, ConnectError> {
+    let limit = spec.timeouts.connect;
+    match tokio::time::timeout(limit, connect_unbounded(spec)).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnectError::Timeout(limit)),
+    }
+}
+
+async fn connect_unbounded(spec: &ConnectSpec) -> Result<Client, ConnectError> {
     use secrecy::ExposeSecret;
     let mut config = tokio_postgres::Config::new();
     config
@@ -22,7 +34,15 @@ pub async fn connect(spec: &ConnectSpec) -> Result<Client, ConnectError> {
         .dbname(&spec.database)
         .user(&spec.username)
         .application_name("sluice")
-        .connect_timeout(spec.connect_timeout);
+        .connect_timeout(spec.timeouts.connect)
+        .keepalives(true)
+        .keepalives_idle(super::KEEPALIVE_IDLE.min(spec.timeouts.io))
+        .keepalives_interval(super::KEEPALIVE_INTERVAL)
+        .keepalives_retries(super::KEEPALIVE_RETRIES)
+        .tcp_user_timeout(spec.timeouts.io);
+    if spec.read_only {
+        config.options("-c default_transaction_read_only=on");
+    }
     if let Some(password) = &spec.password {
         config.password(password.expose_secret());
     }

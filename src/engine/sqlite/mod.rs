@@ -5,9 +5,96 @@ pub mod sink;
 pub mod source;
 pub mod values;
 
+use std::path::Path;
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{group_columns, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo};
+
+/// Open a database file the way every SQLite connection of Sluice is opened: statements may
+/// reach no file but this one (no `ATTACH` of another file, no `VACUUM INTO`, no
+/// `load_extension`, no moving SQLite's own directories), and a `read_only` spec may change
+/// nothing (`PRAGMA query_only`, which it may not turn off).
+pub(crate) fn open(
+    path: &Path,
+    flags: OpenFlags,
+    spec: &ConnectSpec,
+) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    if spec.read_only {
+        conn.pragma_update(None, "query_only", true)?;
+    }
+    let read_only = spec.read_only;
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&ctx, read_only)));
+    Ok(conn)
+}
+
+fn authorize(ctx: &AuthContext<'_>, read_only: bool) -> Authorization {
+    match ctx.action {
+        // VACUUM attaches a temporary database (""): the only file it may name.
+        AuthAction::Attach { filename } if !(filename.is_empty() || filename == ":memory:") => {
+            Authorization::Deny
+        }
+        AuthAction::Function { function_name }
+            if function_name.eq_ignore_ascii_case("load_extension") =>
+        {
+            Authorization::Deny
+        }
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value,
+        } => {
+            let name = pragma_name.to_ascii_lowercase();
+            let moves_files = matches!(
+                name.as_str(),
+                "temp_store_directory" | "data_store_directory"
+            );
+            let lifts_read_only = read_only && name == "query_only" && pragma_value.is_some();
+            if moves_files || lifts_read_only {
+                Authorization::Deny
+            } else {
+                Authorization::Allow
+            }
+        }
+        _ => Authorization::Allow,
+    }
+}
+
+/// Whether SQLite refused a statement through the authorizer (`not authorized`) or because
+/// the session is read-only: `Some(true)` read-only, `Some(false)` not allowed.
+pub(crate) fn refusal(e: &rusqlite::Error) -> Option<bool> {
+    use rusqlite::ErrorCode;
+    // Refused while preparing, the error is a plain SQLITE_ERROR with the authorizer's words.
+    if let rusqlite::Error::SqlInputError { msg, .. } = e {
+        return msg.starts_with("not authorized").then_some(false);
+    }
+    match e.sqlite_error_code() {
+        Some(ErrorCode::AuthorizationForStatementDenied) => Some(false),
+        Some(ErrorCode::ReadOnly) => Some(true),
+        _ => None,
+    }
+}
+
+/// A statement of a query refused or broken off by SQLite, as the job's error.
+pub(crate) fn source_error(e: &rusqlite::Error) -> super::EngineError {
+    let (message, transient) = error_message(e);
+    match refusal(e) {
+        Some(false) => super::EngineError::Refused {
+            read_only: false,
+            message: format!(
+                "not allowed: a statement may not reach a file other than the connection's \
+                 own (ATTACH, VACUUM INTO), load an extension or move SQLite's directories \
+                 (SQLite: {message})"
+            ),
+        },
+        Some(true) => super::EngineError::Refused {
+            read_only: true,
+            message: format!("read-only: only admins' queries may change data ({message})"),
+        },
+        None => super::EngineError::Source { message, transient },
+    }
+}
 
 /// Open an existing database file for reading; never creates one.
 fn open_existing(spec: &ConnectSpec) -> Result<Connection, ConnectError> {
@@ -21,9 +108,10 @@ fn open_existing(spec: &ConnectSpec) -> Result<Connection, ConnectError> {
             path.display()
         )));
     }
-    let conn = Connection::open_with_flags(
+    let conn = open(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        spec,
     )
     .map_err(|e| ConnectError::Other(format!("{}: {e}", path.display())))?;
     // Reading the schema fails on a file that is not a SQLite database.

@@ -7,7 +7,8 @@
 //! Values are bound with the target column's affinity in mind so that SQLite never converts
 //! one silently: exact decimals go in as text (or as a number only when the number is exactly
 //! the same value), numeric-looking text is refused by columns that would turn it into a
-//! number, and NaN and -0.0 (which SQLite turns into NULL and 0) are refused.
+//! number, and NaN (which SQLite turns into NULL) is refused. -0.0 is stored as 0, the value
+//! IEEE 754 holds equal to it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,7 +50,8 @@ pub async fn run(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineErro
         dialect::column_ddl(c)?;
     }
     let runtime = Handle::current();
-    tokio::task::spawn_blocking(move || write(&path, ctx, &runtime))
+    let spec = spec.clone();
+    tokio::task::spawn_blocking(move || write(&path, &spec, ctx, &runtime))
         .await
         .map_err(|e| EngineError::Internal(format!("SQLite worker failed: {e}")))?
 }
@@ -66,13 +68,19 @@ fn target_error(e: &rusqlite::Error) -> EngineError {
     EngineError::Target { message, transient }
 }
 
-fn write(path: &Path, mut ctx: SinkContext, runtime: &Handle) -> Result<u64, EngineError> {
+fn write(
+    path: &Path,
+    spec: &ConnectSpec,
+    mut ctx: SinkContext,
+    runtime: &Handle,
+) -> Result<u64, EngineError> {
     let existed = path.exists();
-    let conn = Connection::open_with_flags(
+    let conn = super::open(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        spec,
     )
     .map_err(|e| {
         target_message(&format!(
@@ -437,9 +445,8 @@ fn float(f: f64, affinity: Affinity, scratch: &mut String) -> Result<ToSqlOutput
     if f.is_nan() {
         return Err("NaN cannot be stored in SQLite (it would become NULL)".into());
     }
-    if f == 0.0 && f.is_sign_negative() {
-        return Err("-0.0 cannot be stored in SQLite (it would become 0)".into());
-    }
+    // -0.0 equals 0.0 (IEEE 754), and 0 is what SQLite keeps of it: no value is lost.
+    let f = if f == 0.0 { 0.0 } else { f };
     Ok(if affinity == Affinity::Text {
         values::write_f64(scratch, f);
         text(scratch.as_bytes())

@@ -147,10 +147,7 @@ fn source_message(message: &str) -> EngineError {
     }
 }
 
-fn source_error(e: &rusqlite::Error) -> EngineError {
-    let (message, transient) = super::error_message(e);
-    EngineError::Source { message, transient }
-}
+use super::source_error;
 
 /// The worker: prepare, describe, wait for `run`, stream.
 fn read(
