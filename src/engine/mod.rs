@@ -91,6 +91,25 @@ pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub(crate) const KEEPALIVE_RETRIES: u32 = 3;
 
+/// How long a cancelled job waits for a server to confirm that its query stopped before it
+/// drops the connection: a cancel takes effect within a couple of seconds, whatever the link.
+pub(crate) const CANCEL_GRACE: Duration = Duration::from_millis(1000);
+
+/// Await `work` on a user's database for at most `limit`; past it, `Stalled` on `side`.
+pub(crate) async fn within<T>(
+    limit: Duration,
+    side: &'static str,
+    work: impl std::future::Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(EngineError::Stalled {
+            side,
+            waited: limit,
+        }),
+    }
+}
+
 /// How long Sluice waits on a user's database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -208,6 +227,17 @@ pub enum EngineError {
     /// allows (a SQLite statement reaching another file).
     #[error("{message}")]
     Refused { read_only: bool, message: String },
+    /// A database left Sluice waiting longer than `engine.io_timeout_secs` on an open
+    /// connection (no answer, no rows, a write not taken): the link counts as dead.
+    #[error("{side}: no answer from the server within {waited:?} (engine.io_timeout_secs); the link is taken for dead")]
+    Stalled {
+        side: &'static str,
+        waited: Duration,
+    },
+    /// The target did not answer COMMIT and whether it committed could not be learned: the
+    /// job must not be retried (it could write its rows twice) nor called failed.
+    #[error("{0}")]
+    CommitUnknown(String),
     #[error("cancelled")]
     Cancelled,
     #[error("internal error: {0}")]
@@ -229,6 +259,8 @@ impl EngineError {
             Self::Refused {
                 read_only: false, ..
             } => "statement_not_allowed",
+            Self::CommitUnknown(_) => "commit_outcome_unknown",
+            Self::Stalled { .. } => "io_timeout",
             Self::Cancelled => "cancelled",
             Self::Internal(_) => "internal_error",
         }
@@ -243,6 +275,8 @@ impl EngineError {
                 ConnectError::Refused(_) | ConnectError::Timeout(_) | ConnectError::Other(_)
             ),
             Self::Source { transient, .. } | Self::Target { transient, .. } => *transient,
+            // The link may come back.
+            Self::Stalled { .. } => true,
             _ => false,
         }
     }

@@ -381,7 +381,11 @@ pub async fn execute_if_no_rows(
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
-                    let _ = postgres::cancel_query(&token, spec).await;
+                    let _ = tokio::time::timeout(
+                        super::CANCEL_GRACE,
+                        postgres::cancel_query(&token, spec),
+                    )
+                    .await;
                     Err(EngineError::Cancelled)
                 }
                 // The simple protocol runs any statement (some cannot be prepared and bound).
@@ -411,10 +415,7 @@ pub async fn execute_if_no_rows(
             let outcome = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
-                    if let Ok(mut killer) = mysql::connect(spec).await {
-                        let _ = killer.query_drop(format!("KILL QUERY {id}")).await;
-                        let _ = killer.disconnect().await;
-                    }
+                    let _ = tokio::time::timeout(super::CANCEL_GRACE, mysql::kill_query(spec, id)).await;
                     Err(EngineError::Cancelled)
                 }
                 done = conn.query_iter(sql) => match done {

@@ -12,6 +12,7 @@ mod engine_mysql;
 mod engine_postgres;
 mod engine_sqlite;
 mod events;
+mod faults;
 mod metrics;
 mod pairs;
 mod partitions;

@@ -18,8 +18,6 @@ struct Shared {
     cut_after: Mutex<Option<Vec<u8>>>,
     /// Links cut so far.
     cuts: AtomicUsize,
-    /// Links accepted so far.
-    links: AtomicUsize,
 }
 
 pub struct Relay {
@@ -28,7 +26,6 @@ pub struct Relay {
     task: tokio::task::JoinHandle<()>,
 }
 
-#[allow(dead_code)] // cut_after, cuts and links serve the commit-fault tests.
 impl Relay {
     /// Listen on a free local port, relaying to `upstream` (host:port).
     pub async fn start(upstream: &str) -> Relay {
@@ -40,7 +37,6 @@ impl Relay {
             let shared = shared.clone();
             async move {
                 while let Ok((client, _)) = listener.accept().await {
-                    shared.links.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(link(client, upstream.clone(), shared.clone()));
                 }
             }
@@ -67,11 +63,6 @@ impl Relay {
     /// How many links were cut so far.
     pub fn cuts(&self) -> usize {
         self.shared.cuts.load(Ordering::SeqCst)
-    }
-
-    /// How many links were opened through the relay.
-    pub fn links(&self) -> usize {
-        self.shared.links.load(Ordering::SeqCst)
     }
 }
 

@@ -85,6 +85,14 @@ pub async fn connect_with(spec: &ConnectSpec, setup: &[&str]) -> Result<Conn, Co
     Ok(conn)
 }
 
+/// Stop what connection `id` is running (`KILL QUERY` from a connection of its own).
+pub(crate) async fn kill_query(spec: &ConnectSpec, id: u32) {
+    if let Ok(mut killer) = connect(spec).await {
+        let _ = killer.query_drop(format!("KILL QUERY {id}")).await;
+        let _ = killer.disconnect().await;
+    }
+}
+
 /// The server's own words for a failed statement (as the mysql client prints them), and
 /// whether another attempt may succeed: connection loss, server shutdown, deadlock, lock wait.
 pub fn describe(e: &mysql_async::Error) -> (String, bool) {

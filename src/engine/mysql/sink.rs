@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -22,6 +23,7 @@ use bytes::Bytes;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, InfileData, Params, Value};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::dialect::{self, check_ident, column_definitions, qualified, quote};
@@ -33,7 +35,7 @@ use super::values::{
 use super::{connect_with, describe};
 use crate::engine::batch::{copy_not_offered, Message, Progress, SinkContext};
 use crate::engine::types::{Column, LogicalType};
-use crate::engine::{ConnectSpec, EngineError};
+use crate::engine::{within, ConnectSpec, EngineError, CANCEL_GRACE};
 
 /// Session settings of a writing connection: refuse rather than adjust a value; DATETIME text
 /// is UTC.
@@ -85,7 +87,7 @@ pub async fn run(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineErro
         c = connect_with(spec, SINK_SETUP) => c?,
     };
     let mut undo = Undo::default();
-    match write(&mut conn, ctx, &database, &mut undo).await {
+    match write(&mut conn, spec, ctx, &database, &mut undo).await {
         Ok(rows) => {
             let _ = conn.disconnect().await;
             Ok(rows)
@@ -96,6 +98,26 @@ pub async fn run(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineErro
         }
     }
 }
+
+/// A statement on the target, bounded by the I/O timeout, its error in the engine's terms.
+trait OnTarget<T>: std::future::Future<Output = Result<T, mysql_async::Error>> + Sized {
+    async fn on_target(self, io: Duration) -> Result<T, EngineError> {
+        within(io, "target", async {
+            self.await.map_err(|e| target_error(&e))
+        })
+        .await
+    }
+}
+
+impl<T, F> OnTarget<T> for F where F: std::future::Future<Output = Result<T, mysql_async::Error>> {}
+
+/// The bookkeeping table of appends, in the target's database: an append writes a row keyed
+/// by a token of its own in the same transaction as its rows, so that when the answer to its
+/// COMMIT is lost, the row tells whether the COMMIT happened. The row is deleted right after.
+const COMMITS_TABLE: &str = "_sluice_commits";
+
+/// How long a transfer waits for another one creating or replacing the same table.
+const TABLE_LOCK_WAIT_SECS: u64 = 24 * 3600;
 
 /// What to take back when the transfer fails.
 #[derive(Default)]
@@ -108,16 +130,23 @@ struct Undo {
 }
 
 impl Undo {
+    /// Each step is bounded: on a link that no longer answers, the connection is given up
+    /// (the server rolls back when the session ends) and the staging table is dropped over a
+    /// fresh one.
     async fn run(self, spec: &ConnectSpec, conn: Conn) {
         let mut conn = Some(conn);
         if self.in_transaction {
             if let Some(c) = conn.as_mut() {
-                if c.query_drop("ROLLBACK").await.is_err() {
+                if !matches!(
+                    timeout(CANCEL_GRACE, c.query_drop("ROLLBACK")).await,
+                    Ok(Ok(()))
+                ) {
                     // The server rolls back when the connection closes.
                     conn = None;
                 }
             }
         }
+        let step = spec.timeouts.io.min(CANCEL_GRACE * 10);
         let mut statements = Vec::new();
         if let Some(staging) = &self.staging {
             statements.push(format!("DROP TABLE IF EXISTS {staging}"));
@@ -128,10 +157,14 @@ impl Undo {
                     conn = connect_with(spec, &[]).await.ok();
                 }
                 let Some(c) = conn.as_mut() else { break };
-                match c.query_drop(&sql).await {
-                    Ok(()) => break,
-                    Err(e) => {
+                match timeout(step, c.query_drop(&sql)).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => {
                         tracing::warn!(error = %e, sql, "Cleanup after a failed transfer failed.");
+                        conn = None;
+                    }
+                    Err(_) => {
+                        tracing::warn!(sql, "Cleanup after a failed transfer got no answer.");
                         conn = None;
                     }
                 }
@@ -142,25 +175,29 @@ impl Undo {
                 conn = connect_with(spec, &[]).await.ok();
             }
             if let Some(c) = conn.as_mut() {
-                // Only when nothing else has been put there meanwhile.
-                let tables: Result<Option<u64>, _> = c
-                    .exec_first(
-                        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
-                        (database,),
-                    )
-                    .await;
-                if let Ok(Some(0)) = tables {
-                    if let Err(e) = c
-                        .query_drop(format!("DROP DATABASE IF EXISTS {}", quote(database)))
-                        .await
-                    {
-                        tracing::warn!(error = %e, database, "Dropping a created database failed.");
+                let _ = timeout(step, async {
+                    // Only when nothing else has been put there meanwhile.
+                    let tables: Result<Option<u64>, _> = c
+                        .exec_first(
+                            "SELECT COUNT(*) FROM information_schema.TABLES \
+                             WHERE TABLE_SCHEMA = ?",
+                            (database,),
+                        )
+                        .await;
+                    if let Ok(Some(0)) = tables {
+                        if let Err(e) = c
+                            .query_drop(format!("DROP DATABASE IF EXISTS {}", quote(database)))
+                            .await
+                        {
+                            tracing::warn!(error = %e, database, "Dropping a created database failed.");
+                        }
                     }
-                }
+                })
+                .await;
             }
         }
         if let Some(c) = conn {
-            let _ = c.disconnect().await;
+            let _ = timeout(CANCEL_GRACE, c.disconnect()).await;
         }
     }
 }
@@ -174,8 +211,191 @@ struct TargetColumn {
     scale: Option<u64>,
 }
 
+/// The target table's columns as the catalog has them now (none: it does not exist).
+async fn target_columns(
+    conn: &mut Conn,
+    database: &str,
+    table: &str,
+    folded: bool,
+    io: Duration,
+) -> Result<Vec<TargetColumn>, EngineError> {
+    type CatalogRow = (String, String, String, String, Option<u64>, Option<u64>);
+    let rows: Vec<CatalogRow> = conn
+        .exec(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, NUMERIC_PRECISION,
+                    NUMERIC_SCALE
+             FROM information_schema.COLUMNS
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
+             ORDER BY ORDINAL_POSITION",
+            (database, table),
+        )
+        .on_target(io)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(s, t, ..)| same_name(folded, s, database) && same_name(folded, t, table))
+        .map(|(_, _, name, data_type, precision, scale)| TargetColumn {
+            name,
+            data_type: data_type.to_lowercase(),
+            precision,
+            scale,
+        })
+        .collect())
+}
+
+/// Names compare as the server does (`lower_case_table_names`).
+fn same_name(folded: bool, a: &str, b: &str) -> bool {
+    if folded {
+        a.to_lowercase() == b.to_lowercase()
+    } else {
+        a == b
+    }
+}
+
+/// Serialise the transfers that create or replace one table: a named lock of the session
+/// (the server releases it when the session ends, so a crash cannot leave it held).
+///
+/// # Cancel safety
+/// On `cancel` the wait is stopped on the server (`KILL QUERY`) and the result is `Cancelled`.
+async fn lock_table(
+    conn: &mut Conn,
+    spec: &ConnectSpec,
+    qualified_name: &str,
+    cancel: &CancellationToken,
+) -> Result<(), EngineError> {
+    use sha2::{Digest, Sha256};
+    // Lock names are at most 64 characters.
+    let digest = hex::encode(Sha256::digest(qualified_name.as_bytes()));
+    let name = format!("sluice:{}", &digest[..40]);
+    let id = conn.id();
+    let got: Option<Option<i64>> = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            let _ = timeout(CANCEL_GRACE, super::kill_query(spec, id)).await;
+            return Err(EngineError::Cancelled);
+        }
+        got = conn.exec_first("SELECT GET_LOCK(?, ?)", (&name, TABLE_LOCK_WAIT_SECS)) => {
+            got.map_err(|e| target_error(&e))?
+        }
+    };
+    match got.flatten() {
+        Some(1) => Ok(()),
+        _ => Err(EngineError::Target {
+            message: format!(
+                "another transfer into {qualified_name} held it for more than \
+                 {TABLE_LOCK_WAIT_SECS} s"
+            ),
+            transient: true,
+        }),
+    }
+}
+
+/// After a statement whose answer was lost: end the session that sent it (`KILL`) and wait
+/// until the server has let it go, so that what the statement did is final. Returns a fresh
+/// connection to look with; `CommitUnknown` when none could be had within the I/O timeout
+/// (at most a minute).
+async fn settle(spec: &ConnectSpec, id: u32) -> Result<Conn, EngineError> {
+    let started = Instant::now();
+    let deadline = started + spec.timeouts.io.min(Duration::from_secs(60));
+    loop {
+        let attempt = async {
+            let mut c = connect_with(spec, &[]).await.map_err(|e| e.to_string())?;
+            loop {
+                let present: Option<u64> = c
+                    .exec_first(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+                        (id,),
+                    )
+                    .await
+                    .map_err(|e| describe(&e).0)?;
+                if present == Some(0) {
+                    return Ok::<_, String>(c);
+                }
+                // An unfinished transaction rolls back with its session.
+                let _ = c.query_drop(format!("KILL {id}")).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let why = match timeout(spec.timeouts.connect * 2, attempt).await {
+            Ok(Ok(c)) => return Ok(c),
+            Ok(Err(e)) => e,
+            Err(_) => "no answer".to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(EngineError::CommitUnknown(format!(
+                "the target did not answer the statement that commits the transfer, and its \
+                 outcome could not be learned ({why}); check the target table before running \
+                 the transfer again"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether the append whose COMMIT went unanswered committed: its bookkeeping row is there.
+/// The row is removed again either way.
+async fn append_committed(
+    spec: &ConnectSpec,
+    id: u32,
+    commits: &str,
+    token: &str,
+) -> Result<bool, EngineError> {
+    let mut c = settle(spec, id).await?;
+    let io = spec.timeouts.io;
+    let found: Option<u64> = c
+        .exec_first(
+            format!("SELECT COUNT(*) FROM {commits} WHERE token = ?"),
+            (token,),
+        )
+        .on_target(io)
+        .await?;
+    let _ = c
+        .exec_drop(format!("DELETE FROM {commits} WHERE token = ?"), (token,))
+        .on_target(io)
+        .await;
+    let _ = c.disconnect().await;
+    Ok(found.unwrap_or(0) > 0)
+}
+
+/// Whether the RENAME that went unanswered happened: the staging table is gone.
+async fn renamed(
+    spec: &ConnectSpec,
+    id: u32,
+    database: &str,
+    staging: &str,
+) -> Result<bool, EngineError> {
+    let mut c = settle(spec, id).await?;
+    let left: Option<u64> = c
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (database, staging),
+        )
+        .on_target(spec.timeouts.io)
+        .await?;
+    let _ = c.disconnect().await;
+    Ok(left == Some(0))
+}
+
+/// The failure of a statement that commits: the server's own refusal (it did not happen), or
+/// no answer (a broken or stalled link: it may have happened).
+enum Unanswered {
+    Refused(EngineError),
+    Lost(String),
+}
+
+async fn committing(conn: &mut Conn, sql: String, io: Duration) -> Result<(), Unanswered> {
+    match timeout(io, conn.query_drop(sql)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e @ mysql_async::Error::Server(_))) => Err(Unanswered::Refused(target_error(&e))),
+        Ok(Err(e)) => Err(Unanswered::Lost(describe(&e).0)),
+        Err(_) => Err(Unanswered::Lost(format!("no answer within {io:?}"))),
+    }
+}
+
 async fn write(
     conn: &mut Conn,
+    spec: &ConnectSpec,
     ctx: SinkContext,
     database: &str,
     undo: &mut Undo,
@@ -188,63 +408,53 @@ async fn write(
         target,
         copy_offer: _,
     } = ctx;
+    let io = spec.timeouts.io;
     let table = target.table.as_str();
-    let folded: u64 = conn
-        .query_first("SELECT @@lower_case_table_names")
-        .await
-        .map_err(|e| target_error(&e))?
-        .unwrap_or(0);
-    let same = |a: &str, b: &str| {
-        if folded == 0 {
-            a == b
-        } else {
-            a.to_lowercase() == b.to_lowercase()
-        }
-    };
+    let folded = conn
+        .query_first::<u64, _>("SELECT @@lower_case_table_names")
+        .on_target(io)
+        .await?
+        .unwrap_or(0)
+        != 0;
 
     let databases: Vec<String> = conn
         .exec(
             "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
             (database,),
         )
-        .await
-        .map_err(|e| target_error(&e))?;
-    if !databases.iter().any(|d| same(d, database)) {
+        .on_target(io)
+        .await?;
+    if !databases.iter().any(|d| same_name(folded, d, database)) {
         let create = format!("CREATE DATABASE {} CHARACTER SET utf8mb4", quote(database));
-        match conn.query_drop(create).await {
-            Ok(()) => undo.database = Some(database.to_string()),
+        match timeout(io, conn.query_drop(create)).await {
+            Ok(Ok(())) => undo.database = Some(database.to_string()),
             // Created by someone else meanwhile.
-            Err(mysql_async::Error::Server(s)) if s.code == 1007 => {}
-            Err(e) => return Err(target_error(&e)),
+            Ok(Err(mysql_async::Error::Server(s))) if s.code == 1007 => {}
+            Ok(Err(e)) => return Err(target_error(&e)),
+            Err(_) => {
+                return Err(EngineError::Stalled {
+                    side: "target",
+                    waited: io,
+                })
+            }
         }
     }
 
-    type CatalogRow = (String, String, String, String, Option<u64>, Option<u64>);
-    let rows: Vec<CatalogRow> = conn
-        .exec(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, NUMERIC_PRECISION,
-                    NUMERIC_SCALE
-             FROM information_schema.COLUMNS
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
-             ORDER BY ORDINAL_POSITION",
-            (database, table),
-        )
-        .await
-        .map_err(|e| target_error(&e))?;
-    let existing: Vec<TargetColumn> = rows
-        .into_iter()
-        .filter(|(s, t, ..)| same(s, database) && same(t, table))
-        .map(|(_, _, name, data_type, precision, scale)| TargetColumn {
-            name,
-            data_type: data_type.to_lowercase(),
-            precision,
-            scale,
-        })
-        .collect();
+    let mut existing = target_columns(conn, database, table, folded, io).await?;
+    // Creating and replacing a table are serialised per table, and the table looked at again
+    // under the lock: of several transfers into one new table, one creates it and the others
+    // append to it.
+    if existing.is_empty() || target.overwrite {
+        let key = format!("{database}.{table}");
+        let key = if folded { key.to_lowercase() } else { key };
+        lock_table(conn, spec, &key, &cancel).await?;
+        existing = target_columns(conn, database, table, folded, io).await?;
+    }
     let exists = !existing.is_empty();
+    let append = exists && !target.overwrite;
 
     // Where the rows go, under which column names, with which target types.
-    let (dest, targets) = if exists && !target.overwrite {
+    let (dest, targets, staging) = if append {
         let mut targets = Vec::with_capacity(columns.len());
         for c in &columns {
             let found = existing
@@ -270,7 +480,7 @@ async fn write(
                 })?;
             targets.push(found.clone());
         }
-        (qualified(Some(database), table), targets)
+        (qualified(Some(database), table), targets, None)
     } else {
         let staging = derived_name(table, "");
         let staging_sql = qualified(Some(database), &staging);
@@ -278,10 +488,8 @@ async fn write(
             "CREATE TABLE {staging_sql} ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
             column_definitions(&columns).join(", ")
         );
-        conn.query_drop(create)
-            .await
-            .map_err(|e| target_error(&e))?;
         undo.staging = Some(staging_sql.clone());
+        conn.query_drop(create).on_target(io).await?;
         let targets = columns
             .iter()
             .map(|c| {
@@ -301,7 +509,7 @@ async fn write(
                 }
             })
             .collect();
-        (staging_sql, targets)
+        (staging_sql, targets, Some(staging))
     };
     let fields: Arc<Vec<Field>> = Arc::new(
         columns
@@ -311,52 +519,140 @@ async fn write(
             .collect(),
     );
 
-    conn.query_drop("START TRANSACTION")
-        .await
-        .map_err(|e| target_error(&e))?;
+    // An append commits with COMMIT, and marks it: see COMMITS_TABLE.
+    let commits = qualified(Some(database), COMMITS_TABLE);
+    let token = append.then(|| uuid::Uuid::new_v4().simple().to_string());
+    if append {
+        conn.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {commits} (token CHAR(32) NOT NULL PRIMARY KEY, \
+             target_table VARCHAR(64) NOT NULL, committed_at DATETIME(6) NOT NULL) \
+             ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 \
+             COMMENT='Sluice: one row per append being committed; empty otherwise'"
+        ))
+        .on_target(io)
+        .await?;
+    }
+
+    conn.query_drop("START TRANSACTION").on_target(io).await?;
     undo.in_transaction = true;
 
     let load_sql = load_statement(&dest, &targets, &fields);
-    let rows = match load_data(conn, load_sql, rx, &cancel, &progress, &fields).await? {
+    let writing = Writing {
+        cancel: cancel.clone(),
+        progress,
+        fields,
+        limit: io,
+    };
+    let rows = match load_data(conn, load_sql, rx, &writing).await? {
         Loaded::Rows(rows) => rows,
         Loaded::Refused(rx) => {
             tracing::debug!("The server refuses LOAD DATA LOCAL; writing with INSERTs.");
             let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-            insert_rows(conn, rx, &cancel, &progress, &fields, &dest, &names).await?
+            insert_rows(conn, rx, &writing, &dest, &names).await?
         }
     };
+    if let Some(token) = &token {
+        conn.exec_drop(
+            format!(
+                "INSERT INTO {commits} (token, target_table, committed_at) \
+                 VALUES (?, ?, UTC_TIMESTAMP(6))"
+            ),
+            (token, table),
+        )
+        .on_target(io)
+        .await?;
+    }
 
     if cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
-    conn.query_drop("COMMIT")
-        .await
-        .map_err(|e| target_error(&e))?;
-    undo.in_transaction = false;
+    // From here on a cancel no longer stops the transfer: once the statement that commits it
+    // is sent, its outcome is learned instead.
+    let id = conn.id();
+    match committing(conn, "COMMIT".into(), io).await {
+        Ok(()) => undo.in_transaction = false,
+        Err(Unanswered::Refused(e)) => return Err(e),
+        Err(Unanswered::Lost(why)) => {
+            undo.in_transaction = false;
+            let Some(token) = &token else {
+                // A staging table's load: not visible yet, dropped with the undo; retrying is
+                // safe.
+                return Err(EngineError::Target {
+                    message: format!("COMMIT got no answer ({why})"),
+                    transient: true,
+                });
+            };
+            tracing::warn!(error = %why, "COMMIT got no answer; asking the server whether it committed.");
+            return if append_committed(spec, id, &commits, token).await? {
+                tracing::info!("The append committed; its answer was lost.");
+                Ok(rows)
+            } else {
+                Err(EngineError::Target {
+                    message: format!("the transaction did not commit ({why})"),
+                    transient: true,
+                })
+            };
+        }
+    }
+    if let Some(token) = &token {
+        if let Err(e) = conn
+            .exec_drop(format!("DELETE FROM {commits} WHERE token = ?"), (token,))
+            .on_target(io)
+            .await
+        {
+            tracing::warn!(error = %e, "Could not remove the commit's bookkeeping row.");
+        }
+    }
 
     if let Some(staging_sql) = undo.staging.clone() {
         if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
+        // The RENAME is the commit point of a new or replaced table.
         let target_sql = qualified(Some(database), table);
-        if exists {
-            let old_sql = qualified(Some(database), &derived_name(table, "old_"));
-            conn.query_drop(format!(
-                "RENAME TABLE {target_sql} TO {old_sql}, {staging_sql} TO {target_sql}"
-            ))
-            .await
-            .map_err(|e| target_error(&e))?;
-            undo.staging = None;
-            undo.database = None;
-            if let Err(e) = conn.query_drop(format!("DROP TABLE {old_sql}")).await {
+        let old_sql = exists.then(|| qualified(Some(database), &derived_name(table, "old_")));
+        let rename = match &old_sql {
+            Some(old_sql) => {
+                format!("RENAME TABLE {target_sql} TO {old_sql}, {staging_sql} TO {target_sql}")
+            }
+            None => format!("RENAME TABLE {staging_sql} TO {target_sql}"),
+        };
+        let mut conn_lost = false;
+        match committing(conn, rename, io).await {
+            Ok(()) => {}
+            Err(Unanswered::Refused(e)) => return Err(e),
+            Err(Unanswered::Lost(why)) => {
+                tracing::warn!(error = %why, "RENAME got no answer; asking the server whether it happened.");
+                let staging = staging.as_deref().unwrap_or_default();
+                if !renamed(spec, id, database, staging).await? {
+                    return Err(EngineError::Target {
+                        message: format!("the staging table was not renamed into place ({why})"),
+                        transient: true,
+                    });
+                }
+                tracing::info!("The RENAME happened; its answer was lost.");
+                conn_lost = true;
+            }
+        }
+        undo.staging = None;
+        undo.database = None;
+        if let Some(old_sql) = old_sql {
+            let drop_old = format!("DROP TABLE {old_sql}");
+            let dropped = if conn_lost {
+                match connect_with(spec, &[]).await {
+                    Ok(mut c) => {
+                        let r = c.query_drop(drop_old).on_target(io).await;
+                        let _ = c.disconnect().await;
+                        r
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            } else {
+                conn.query_drop(drop_old).on_target(io).await
+            };
+            if let Err(e) = dropped {
                 tracing::warn!(error = %e, table = old_sql, "Dropping the replaced table failed.");
             }
-        } else {
-            conn.query_drop(format!("RENAME TABLE {staging_sql} TO {target_sql}"))
-                .await
-                .map_err(|e| target_error(&e))?;
-            undo.staging = None;
-            undo.database = None;
         }
     }
     undo.database = None;
@@ -753,16 +1049,25 @@ fn refused(e: &mysql_async::Error) -> bool {
     }
 }
 
+/// What writing the rows takes, for LOAD DATA and the INSERT fallback alike.
+#[derive(Clone)]
+struct Writing {
+    cancel: CancellationToken,
+    progress: Arc<Progress>,
+    fields: Arc<Vec<Field>>,
+    /// The I/O timeout: the server must take a piece, or answer, within it.
+    limit: Duration,
+}
+
 /// Run LOAD DATA LOCAL with the batches streamed in as its file, encoded on another task so
 /// encoding and the server's loading overlap; memory stays at a few chunks.
 async fn load_data(
     conn: &mut Conn,
     sql: String,
     rx: mpsc::Receiver<Message>,
-    cancel: &CancellationToken,
-    progress: &Arc<Progress>,
-    fields: &Arc<Vec<Field>>,
+    writing: &Writing,
 ) -> Result<Loaded, EngineError> {
+    let (fields, limit) = (&writing.fields, writing.limit);
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
     let (start_tx, start_rx) = oneshot::channel::<()>();
     conn.set_infile_handler(async move {
@@ -771,21 +1076,47 @@ async fn load_data(
         Ok(Box::pin(stream) as InfileData)
     });
     let abort = CancellationToken::new();
-    let feeder = tokio::spawn(feed(
-        rx,
-        cancel.clone(),
-        progress.clone(),
-        fields.clone(),
-        chunk_tx,
-        start_rx,
-        abort.clone(),
-    ));
-    let loaded = conn.query_drop(sql).await;
+    let mut feeder = tokio::spawn(feed(rx, writing.clone(), chunk_tx, start_rx, abort.clone()));
+    // The LOAD runs as long as rows come; once the encoder is done, the server owes its
+    // answer within the I/O timeout (an encoder that could not hand on a piece for that long
+    // has already found the link stalled).
+    let mut fed = None;
+    let loaded = {
+        let load = conn.query_drop(sql);
+        tokio::pin!(load);
+        loop {
+            tokio::select! {
+                loaded = &mut load => break Some(loaded),
+                done = &mut feeder, if fed.is_none() => {
+                    let stalled = matches!(
+                        &done,
+                        Ok((Err(FeedError::Engine(EngineError::Stalled { .. })), _))
+                    );
+                    fed = Some(done);
+                    if stalled {
+                        break None;
+                    }
+                }
+                _ = tokio::time::sleep(limit), if fed.is_some() => break None,
+            }
+        }
+    };
     // Releases a feeder still waiting for the server's request (the LOAD failed first).
     abort.cancel();
-    let (fed, rx) = feeder
-        .await
-        .map_err(|e| EngineError::Internal(format!("LOAD DATA encoder: {e}")))?;
+    let done = match fed {
+        Some(done) => done,
+        None => feeder.await,
+    };
+    let (fed, rx) = done.map_err(|e| EngineError::Internal(format!("LOAD DATA encoder: {e}")))?;
+    let Some(loaded) = loaded else {
+        return Err(match fed {
+            Err(FeedError::Engine(e)) => e,
+            _ => EngineError::Stalled {
+                side: "target",
+                waited: limit,
+            },
+        });
+    };
     match (loaded, fed) {
         (Err(e), Ok(FeedEnd::NotStarted)) if refused(&e) => Ok(Loaded::Refused(rx)),
         // The encoder's own cause (a value, a cancel) comes first.
@@ -813,9 +1144,7 @@ async fn load_data(
 /// The encoder: batches in, LOAD DATA lines out. Gives the channel back with its result.
 async fn feed(
     mut rx: mpsc::Receiver<Message>,
-    cancel: CancellationToken,
-    progress: Arc<Progress>,
-    fields: Arc<Vec<Field>>,
+    writing: Writing,
     chunk_tx: mpsc::Sender<io::Result<Bytes>>,
     start: oneshot::Receiver<()>,
     abort: CancellationToken,
@@ -829,7 +1158,7 @@ async fn feed(
             }
         }
     }
-    let result = encode_all(&mut rx, &cancel, &progress, &fields, &chunk_tx).await;
+    let result = encode_all(&mut rx, &writing, &chunk_tx).await;
     // Dropping the sender ends the server's input; on an error the partial load is rolled back.
     drop(chunk_tx);
     (result.map(FeedEnd::Rows), rx)
@@ -837,11 +1166,17 @@ async fn feed(
 
 async fn encode_all(
     rx: &mut mpsc::Receiver<Message>,
-    cancel: &CancellationToken,
-    progress: &Progress,
-    fields: &[Field],
+    writing: &Writing,
     chunk_tx: &mpsc::Sender<io::Result<Bytes>>,
 ) -> Result<u64, FeedError> {
+    let Writing {
+        cancel,
+        progress,
+        fields,
+        limit,
+    } = writing;
+    let fields: &[Field] = fields;
+    let limit = *limit;
     let mut rows: u64 = 0;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
     loop {
@@ -855,7 +1190,7 @@ async fn encode_all(
             Some(Message::Copy(_)) => return Err(copy_not_offered().into()),
             Some(Message::End) => {
                 if !buf.is_empty() {
-                    send_chunk(chunk_tx, cancel, std::mem::take(&mut buf)).await?;
+                    send_chunk(chunk_tx, cancel, std::mem::take(&mut buf), limit).await?;
                 }
                 return Ok(rows);
             }
@@ -874,7 +1209,7 @@ async fn encode_all(
                             &mut buf,
                             Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4),
                         );
-                        send_chunk(chunk_tx, cancel, full).await?;
+                        send_chunk(chunk_tx, cancel, full, limit).await?;
                     }
                 }
                 rows += batch.num_rows() as u64;
@@ -885,10 +1220,13 @@ async fn encode_all(
 }
 
 /// Hand encoded lines to the driver, in pieces small enough for one protocol packet each.
+/// A piece the driver does not take within `limit` means the server has stopped reading: the
+/// link is taken for dead.
 async fn send_chunk(
     chunk_tx: &mpsc::Sender<io::Result<Bytes>>,
     cancel: &CancellationToken,
     data: Vec<u8>,
+    limit: Duration,
 ) -> Result<(), FeedError> {
     let mut data = Bytes::from(data);
     while !data.is_empty() {
@@ -896,7 +1234,16 @@ async fn send_chunk(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(EngineError::Cancelled.into()),
-            sent = chunk_tx.send(Ok(piece)) => sent.map_err(|_| FeedError::ServerGone)?,
+            sent = tokio::time::timeout(limit, chunk_tx.send(Ok(piece))) => match sent {
+                Ok(sent) => sent.map_err(|_| FeedError::ServerGone)?,
+                Err(_) => {
+                    return Err(EngineError::Stalled {
+                        side: "target",
+                        waited: limit,
+                    }
+                    .into())
+                }
+            },
         }
     }
     Ok(())
@@ -906,12 +1253,18 @@ async fn send_chunk(
 async fn insert_rows(
     conn: &mut Conn,
     mut rx: mpsc::Receiver<Message>,
-    cancel: &CancellationToken,
-    progress: &Progress,
-    fields: &[Field],
+    writing: &Writing,
     dest: &str,
     names: &[&str],
 ) -> Result<u64, EngineError> {
+    let Writing {
+        cancel,
+        progress,
+        fields,
+        limit,
+    } = writing;
+    let fields: &[Field] = fields;
+    let limit = *limit;
     let width = fields.len();
     let mut inserter = Inserter {
         per_statement: (INSERT_PARAMS / width).clamp(1, INSERT_ROWS),
@@ -940,7 +1293,7 @@ async fn insert_rows(
             None => return Err(EngineError::Cancelled),
             Some(Message::Copy(_)) => return Err(copy_not_offered()),
             Some(Message::End) => {
-                inserter.flush(conn, fields, progress).await?;
+                inserter.flush(conn, fields, progress, limit).await?;
                 return Ok(inserter.written);
             }
             Some(Message::Batch(batch)) => {
@@ -967,7 +1320,7 @@ async fn insert_rows(
                     if inserter.pending == inserter.per_statement
                         || inserter.pending_bytes >= INSERT_BYTES
                     {
-                        inserter.flush(conn, fields, progress).await?;
+                        inserter.flush(conn, fields, progress, limit).await?;
                     }
                 }
             }
@@ -993,6 +1346,7 @@ impl Inserter {
         conn: &mut Conn,
         fields: &[Field],
         progress: &Progress,
+        limit: Duration,
     ) -> Result<(), EngineError> {
         if self.pending == 0 {
             return Ok(());
@@ -1004,10 +1358,16 @@ impl Inserter {
             sql
         });
         let values = std::mem::take(&mut self.params);
-        if let Err(e) = conn
-            .exec_drop(sql.as_str(), Params::Positional(values))
-            .await
-        {
+        let done = timeout(
+            limit,
+            conn.exec_drop(sql.as_str(), Params::Positional(values)),
+        )
+        .await
+        .map_err(|_| EngineError::Stalled {
+            side: "target",
+            waited: limit,
+        })?;
+        if let Err(e) = done {
             if let mysql_async::Error::Server(s) = &e {
                 if let Some(v) = value_error(&s.message, fields, self.written) {
                     return Err(v);

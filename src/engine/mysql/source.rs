@@ -20,7 +20,7 @@ use super::values::{days_from_civil, is_valid_date, parse_decimal, MICROS_PER_DA
 use super::{connect, connect_with, dialect};
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
 use crate::engine::types::{arrow_schema, Column, LogicalType};
-use crate::engine::{ConnectSpec, DbKind, EngineError};
+use crate::engine::{within, ConnectSpec, DbKind, EngineError, CANCEL_GRACE};
 
 /// Session settings of a reading connection: TIMESTAMP values arrive as UTC.
 const SOURCE_SETUP: &[&str] = &["SET time_zone = '+00:00'"];
@@ -41,7 +41,11 @@ pub async fn open(
     _target: DbKind,
 ) -> Result<MySource, EngineError> {
     let mut conn = connect_with(spec, SOURCE_SETUP).await?;
-    let stmt = conn.prep(query).await.map_err(|e| source_error(&e))?;
+    let io = spec.timeouts.io;
+    let stmt = within(io, "source", async {
+        conn.prep(query).await.map_err(|e| source_error(&e))
+    })
+    .await?;
     if stmt.num_params() > 0 {
         return Err(EngineError::Source {
             message: format!(
@@ -52,7 +56,10 @@ pub async fn open(
         });
     }
     let meta = stmt.columns();
-    let json = json_columns(&mut conn, &meta).await;
+    let json = within(io, "source", async {
+        Ok(json_columns(&mut conn, &meta).await)
+    })
+    .await?;
     let columns = meta
         .iter()
         .enumerate()
@@ -151,7 +158,8 @@ impl MySource {
         } = self;
         let id = conn.id();
         let mut state = ReadState::NotStarted;
-        let outcome = read(&mut conn, &stmt, &columns, &ctx, &mut state).await;
+        let io = spec.timeouts.io;
+        let outcome = read(&mut conn, &stmt, &columns, &ctx, &mut state, io).await;
         match outcome {
             Ok(()) => {
                 let _ = conn.disconnect().await;
@@ -159,7 +167,10 @@ impl MySource {
             }
             Err(e) => {
                 if state == ReadState::Running {
-                    stop_on_server(&spec, id, conn).await;
+                    // Whatever the link does, give up on the server's confirmation after the
+                    // grace: the connection is dropped then.
+                    let _ =
+                        tokio::time::timeout(CANCEL_GRACE, stop_on_server(&spec, id, conn)).await;
                 } else {
                     drop(conn);
                 }
@@ -184,12 +195,17 @@ async fn read(
     columns: &[Column],
     ctx: &SourceContext,
     state: &mut ReadState,
+    io: Duration,
 ) -> Result<(), EngineError> {
     *state = ReadState::Running;
+    let stalled = || EngineError::Stalled {
+        side: "source",
+        waited: io,
+    };
     let mut result = tokio::select! {
         biased;
         _ = ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
-        r = conn.exec_iter(stmt, ()) => r.map_err(|e| {
+        r = tokio::time::timeout(io, conn.exec_iter(stmt, ())) => r.map_err(|_| stalled())?.map_err(|e| {
             if matches!(e, mysql_async::Error::Server(_)) {
                 *state = ReadState::Ended;
             }
@@ -209,7 +225,7 @@ async fn read(
         let row = tokio::select! {
             biased;
             _ = ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
-            r = result.next() => r.map_err(|e| {
+            r = tokio::time::timeout(io, result.next()) => r.map_err(|_| stalled())?.map_err(|e| {
                 if matches!(e, mysql_async::Error::Server(_)) {
                     *state = ReadState::Ended;
                 }

@@ -75,6 +75,20 @@ async fn connect_unbounded(spec: &ConnectSpec) -> Result<Client, ConnectError> {
     Ok(client)
 }
 
+/// A statement on the target, bounded by the I/O timeout, its error in the engine's terms.
+pub(crate) trait OnTarget<T>:
+    std::future::Future<Output = Result<T, tokio_postgres::Error>> + Sized
+{
+    async fn on_target(self, io: std::time::Duration) -> Result<T, super::EngineError> {
+        super::within(io, "target", async {
+            self.await.map_err(|e| dialect::target_error(&e))
+        })
+        .await
+    }
+}
+
+impl<T, F> OnTarget<T> for F where F: std::future::Future<Output = Result<T, tokio_postgres::Error>> {}
+
 /// Sort a driver error into what the user can act on.
 pub fn classify(e: &tokio_postgres::Error, target: &str) -> ConnectError {
     if let Some(db) = e.as_db_error() {
@@ -177,6 +191,54 @@ pub async fn list_tables(
             },
         )
     })))
+}
+
+/// Whether transaction `xid` (of server process `pid`) committed, asked over fresh connections
+/// after its COMMIT got no answer. While the transaction is still open (its COMMIT may never
+/// have arrived, and the old connection may linger half-open), its process is terminated so
+/// that the answer is final. Gives up with `CommitUnknown` after the I/O timeout (at most a
+/// minute) without an answer.
+pub(crate) async fn transaction_committed(
+    spec: &ConnectSpec,
+    xid: i64,
+    pid: i32,
+) -> Result<bool, super::EngineError> {
+    use std::time::{Duration, Instant};
+    let started = Instant::now();
+    let deadline = started + spec.timeouts.io.min(Duration::from_secs(60));
+    loop {
+        let ask = async {
+            let client = connect(spec).await.map_err(|e| e.to_string())?;
+            let status: Option<String> = client
+                .query_one("SELECT txid_status($1)", &[&xid])
+                .await
+                .map_err(|e| error_chain(&e))?
+                .get(0);
+            if status.as_deref() == Some("in progress")
+                && started.elapsed() > Duration::from_millis(500)
+            {
+                // Ours, so the role may end it (or it has pg_signal_backend).
+                let _ = client
+                    .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                    .await;
+            }
+            Ok::<_, String>(status)
+        };
+        let last = match tokio::time::timeout(spec.timeouts.connect * 2, ask).await {
+            Ok(Ok(Some(status))) if status == "committed" => return Ok(true),
+            Ok(Ok(Some(status))) if status == "aborted" => return Ok(false),
+            Ok(Ok(status)) => format!("transaction status {status:?}"),
+            Ok(Err(e)) => e,
+            Err(_) => "no answer".into(),
+        };
+        if Instant::now() >= deadline {
+            return Err(super::EngineError::CommitUnknown(format!(
+                "the target did not answer COMMIT and its outcome could not be learned \
+                 ({last}); check the target table before running the transfer again"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Ask the server to stop what `token`'s connection is running, over the same TLS setting

@@ -14,15 +14,18 @@ use arrow_array::{
     Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
     Time64MicrosecondArray, TimestampMicrosecondArray, UInt64Array,
 };
+use std::time::Duration;
+
 use bytes::{BufMut, BytesMut};
 use futures_util::SinkExt;
 use tokio_postgres::{Client, Transaction};
 
 use super::dialect::{self, check_ident, column_ddl, column_ddl_type, qualified, quote_ident};
 use super::wire;
+use super::OnTarget;
 use crate::engine::batch::{copy_not_offered, Message, SinkContext};
 use crate::engine::types::{Column, LogicalType};
-use crate::engine::{ConnectSpec, EngineError};
+use crate::engine::{ConnectSpec, EngineError, CANCEL_GRACE};
 
 /// Encoded bytes handed to the COPY at a time.
 const FLUSH_BYTES: usize = 1 << 20;
@@ -151,16 +154,66 @@ fn wire_for(ty: &LogicalType, target: u32) -> Option<Wire> {
 ///
 /// # Cancel safety
 /// On `ctx.cancel`, or when the channel closes without `End`, the transaction is dropped
-/// unfinished: the COPY is aborted and everything (tables, schema) rolls back.
+/// unfinished: the COPY is aborted and everything (tables, schema) rolls back. Once COMMIT is
+/// sent, a cancel no longer stops it: the outcome is learned (see `commit`).
 pub async fn run(spec: &ConnectSpec, mut ctx: SinkContext) -> Result<u64, EngineError> {
     let cancel = ctx.cancel.clone();
-    tokio::select! {
+    let mut client = tokio::select! {
         biased;
-        _ = cancel.cancelled() => Err(EngineError::Cancelled),
-        result = async {
-            let mut client = super::connect(spec).await?;
-            write(&mut client, &mut ctx).await
-        } => result,
+        _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+        client = super::connect(spec) => client?,
+    };
+    let token = client.cancel_token();
+    let loaded = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            // Ends a wait for another transfer's lock (or a statement) on the server at once.
+            let _ = tokio::time::timeout(CANCEL_GRACE, super::cancel_query(&token, spec)).await;
+            return Err(EngineError::Cancelled);
+        }
+        loaded = write(&mut client, &mut ctx, spec.timeouts.io) => loaded?,
+    };
+    if cancel.is_cancelled() {
+        return Err(EngineError::Cancelled);
+    }
+    commit(loaded, spec).await
+}
+
+/// A transaction holding every row, ready to commit.
+struct Loaded<'a> {
+    tx: Transaction<'a>,
+    written: u64,
+    /// The transaction's id and its server process: to learn a lost COMMIT's outcome.
+    xid: i64,
+    pid: i32,
+}
+
+/// COMMIT, and when its answer does not come (the link broke, or nothing came back within the
+/// I/O timeout) learn from a fresh connection whether the transaction committed, so that a
+/// job is neither retried onto rows already committed nor reported failed when it is not.
+async fn commit(loaded: Loaded<'_>, spec: &ConnectSpec) -> Result<u64, EngineError> {
+    let Loaded {
+        tx,
+        written,
+        xid,
+        pid,
+    } = loaded;
+    let lost = match tokio::time::timeout(spec.timeouts.io, tx.commit()).await {
+        Ok(Ok(())) => return Ok(written),
+        // The server answered: it did not commit.
+        Ok(Err(e)) if e.as_db_error().is_some() => return Err(dialect::target_error(&e)),
+        Ok(Err(e)) => super::error_chain(&e),
+        Err(_) => format!("no answer to COMMIT within {:?}", spec.timeouts.io),
+    };
+    tracing::warn!(xid, error = %lost, "COMMIT got no answer; asking the server whether it committed.");
+    if super::transaction_committed(spec, xid, pid).await? {
+        tracing::info!(xid, "The transaction committed; its answer was lost.");
+        Ok(written)
+    } else {
+        Err(EngineError::Target {
+            message: format!("the transaction did not commit ({lost})"),
+            transient: true,
+        })
     }
 }
 
@@ -180,7 +233,11 @@ struct Plan {
     insert_counts: bool,
 }
 
-async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, EngineError> {
+async fn write<'a>(
+    client: &'a mut Client,
+    ctx: &mut SinkContext,
+    io: Duration,
+) -> Result<Loaded<'a>, EngineError> {
     let columns = ctx.columns.clone();
     let target = ctx.target.clone();
     if let Some(schema) = &target.schema {
@@ -190,10 +247,12 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
     for c in &columns {
         check_ident("column", &c.name)?;
     }
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| dialect::target_error(&e))?;
+    let tx = client.transaction().on_target(io).await?;
+    let ids = tx
+        .query_one("SELECT txid_current(), pg_backend_pid()", &[])
+        .on_target(io)
+        .await?;
+    let (xid, pid): (i64, i32) = (ids.get(0), ids.get(1));
 
     let schema = match &target.schema {
         Some(schema) => {
@@ -202,23 +261,26 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
                     "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
                     &[schema],
                 )
-                .await
-                .map_err(|e| dialect::target_error(&e))?
+                .on_target(io)
+                .await?
                 .is_some();
             if !exists {
+                // Concurrent transfers into a new schema take turns creating it (IF NOT
+                // EXISTS alone still races on the catalog's unique index).
+                lock(&tx, "schema", schema).await?;
                 tx.batch_execute(&format!(
                     "CREATE SCHEMA IF NOT EXISTS {}",
                     quote_ident(schema)
                 ))
-                .await
-                .map_err(|e| dialect::target_error(&e))?;
+                .on_target(io)
+                .await?;
             }
             schema.clone()
         }
         None => tx
             .query_one("SELECT current_schema()::text", &[])
-            .await
-            .map_err(|e| dialect::target_error(&e))?
+            .on_target(io)
+            .await?
             .get::<_, Option<String>>(0)
             .ok_or_else(|| {
                 EngineError::Schema(
@@ -228,18 +290,26 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
                 )
             })?,
     };
-    check_raw_types(&tx, &columns).await?;
+    check_raw_types(&tx, &columns, io).await?;
 
-    let existing = tx
-        .query_opt(
-            "SELECT c.oid, c.relkind::text
-             FROM pg_catalog.pg_class c
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relname = $2",
-            &[&schema, &target.table],
-        )
-        .await
-        .map_err(|e| dialect::target_error(&e))?;
+    let find = "SELECT c.oid, c.relkind::text
+                FROM pg_catalog.pg_class c
+                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relname = $2";
+    let mut existing = tx
+        .query_opt(find, &[&schema, &target.table])
+        .on_target(io)
+        .await?;
+    // Creating and replacing a table are serialised per table, and the table looked at again
+    // under the lock: of several transfers into one new table, one creates it and the others
+    // (seeing it once the first commits) append to it.
+    if existing.is_none() || target.overwrite {
+        lock(&tx, "table", &format!("{schema}.{}", target.table)).await?;
+        existing = tx
+            .query_opt(find, &[&schema, &target.table])
+            .on_target(io)
+            .await?;
+    }
     let table = qualified(&schema, &target.table);
     let natural_wires: Vec<Wire> = columns
         .iter()
@@ -254,9 +324,7 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
 
     let plan = match existing {
         None => {
-            tx.batch_execute(&create(&table))
-                .await
-                .map_err(|e| dialect::target_error(&e))?;
+            tx.batch_execute(&create(&table)).on_target(io).await?;
             Plan {
                 copy_into: table,
                 copy_columns: all_columns,
@@ -279,8 +347,8 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
                 let staging = staging_name(&target.table);
                 let staging_table = qualified(&schema, &staging);
                 tx.batch_execute(&create(&staging_table))
-                    .await
-                    .map_err(|e| dialect::target_error(&e))?;
+                    .on_target(io)
+                    .await?;
                 Plan {
                     copy_into: staging_table.clone(),
                     copy_columns: all_columns,
@@ -293,7 +361,7 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
                     insert_counts: false,
                 }
             } else {
-                append_plan(&tx, relid, &schema, &target.table, &columns).await?
+                append_plan(&tx, relid, &schema, &target.table, &columns, io).await?
             }
         }
     };
@@ -318,8 +386,8 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
     );
     let sink = tx
         .copy_in::<_, bytes::Bytes>(statement.as_str())
-        .await
-        .map_err(|e| dialect::target_error(&e))?;
+        .on_target(io)
+        .await?;
     let mut sink = std::pin::pin!(sink);
     let mut buf = BytesMut::with_capacity(FLUSH_BYTES + FLUSH_BYTES / 4);
     buf.put_slice(wire::COPY_SIGNATURE);
@@ -348,15 +416,11 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
                         &mut buf,
                     )?;
                     if buf.len() >= FLUSH_BYTES {
-                        sink.send(buf.split().freeze())
-                            .await
-                            .map_err(|e| dialect::target_error(&e))?;
+                        sink.send(buf.split().freeze()).on_target(io).await?;
                     }
                 }
                 if !buf.is_empty() {
-                    sink.send(buf.split().freeze())
-                        .await
-                        .map_err(|e| dialect::target_error(&e))?;
+                    sink.send(buf.split().freeze()).on_target(io).await?;
                 }
                 rows += n as u64;
                 ctx.progress.add_written(n as u64);
@@ -364,13 +428,9 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
             Message::Copy(chunk) if pass_through => {
                 if !buf.is_empty() {
                     // The header.
-                    sink.send(buf.split().freeze())
-                        .await
-                        .map_err(|e| dialect::target_error(&e))?;
+                    sink.send(buf.split().freeze()).on_target(io).await?;
                 }
-                sink.send(chunk.data)
-                    .await
-                    .map_err(|e| dialect::target_error(&e))?;
+                sink.send(chunk.data).on_target(io).await?;
                 rows += chunk.rows;
                 ctx.progress.add_written(chunk.rows);
             }
@@ -379,14 +439,8 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
         }
     }
     buf.put_i16(-1);
-    sink.send(buf.split().freeze())
-        .await
-        .map_err(|e| dialect::target_error(&e))?;
-    let copied = sink
-        .as_mut()
-        .finish()
-        .await
-        .map_err(|e| dialect::target_error(&e))?;
+    sink.send(buf.split().freeze()).on_target(io).await?;
+    let copied = sink.as_mut().finish().on_target(io).await?;
     if copied != rows {
         return Err(EngineError::Internal(format!(
             "the target's COPY took {copied} rows where {rows} were sent"
@@ -395,21 +449,30 @@ async fn write(client: &mut Client, ctx: &mut SinkContext) -> Result<u64, Engine
     let mut written = copied;
     for (i, sql) in plan.finish.iter().enumerate() {
         if i == 0 && plan.insert_counts {
-            written = tx
-                .execute(sql.as_str(), &[])
-                .await
-                .map_err(|e| dialect::target_error(&e))?;
+            written = tx.execute(sql.as_str(), &[]).on_target(io).await?;
         } else {
-            tx.batch_execute(sql)
-                .await
-                .map_err(|e| dialect::target_error(&e))?;
+            tx.batch_execute(sql).on_target(io).await?;
         }
     }
-    if ctx.cancel.is_cancelled() {
-        return Err(EngineError::Cancelled);
-    }
-    tx.commit().await.map_err(|e| dialect::target_error(&e))?;
-    Ok(written)
+    Ok(Loaded {
+        tx,
+        written,
+        xid,
+        pid,
+    })
+}
+
+/// Wait for the transaction-scoped advisory lock of one schema or table (released at COMMIT or
+/// ROLLBACK). Not bounded by the I/O timeout: the wait is for another transfer, not the link;
+/// a cancel ends it with the cancel request `run` sends.
+async fn lock(tx: &Transaction<'_>, kind: &str, name: &str) -> Result<(), EngineError> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('sluice'), hashtext($1))",
+        &[&format!("{kind}:{name}")],
+    )
+    .await
+    .map_err(|e| dialect::target_error(&e))?;
+    Ok(())
 }
 
 /// `<table>__sluice_<8 hex>`, within PostgreSQL's 63 bytes.
@@ -427,7 +490,11 @@ fn staging_name(table: &str) -> String {
 
 /// A PgRaw column is created with its source type name: make sure that name is exactly one
 /// type on this server, the one whose binary form the bytes are.
-async fn check_raw_types(tx: &Transaction<'_>, columns: &[Column]) -> Result<(), EngineError> {
+async fn check_raw_types(
+    tx: &Transaction<'_>,
+    columns: &[Column],
+    io: Duration,
+) -> Result<(), EngineError> {
     let raw: Vec<(&Column, &str, u32)> = columns
         .iter()
         .filter_map(|c| match &c.ty {
@@ -458,8 +525,8 @@ async fn check_raw_types(tx: &Transaction<'_>, columns: &[Column]) -> Result<(),
              FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i) ORDER BY i",
             &[&names],
         )
-        .await
-        .map_err(|e| dialect::target_error(&e))?;
+        .on_target(io)
+        .await?;
     for ((column, db_type, oid), row) in raw.iter().zip(rows) {
         let found: u32 = row.get(0);
         if found != *oid {
@@ -482,6 +549,7 @@ async fn append_plan(
     schema: &str,
     table: &str,
     columns: &[Column],
+    io: Duration,
 ) -> Result<Plan, EngineError> {
     let target_rows = tx
         .query(
@@ -493,8 +561,8 @@ async fn append_plan(
              ORDER BY a.attnum",
             &[&relid],
         )
-        .await
-        .map_err(|e| dialect::target_error(&e))?;
+        .on_target(io)
+        .await?;
     struct TargetColumn {
         name: String,
         oid: u32,
@@ -562,8 +630,8 @@ async fn append_plan(
         quote_ident(&load),
         list.join(", ")
     ))
-    .await
-    .map_err(|e| dialect::target_error(&e))?;
+    .on_target(io)
+    .await?;
     let select: Vec<String> = columns
         .iter()
         .zip(&matched)

@@ -23,13 +23,10 @@ use super::passthrough::TupleFramer;
 use super::wire::{self, NumericView};
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
 use crate::engine::types::{arrow_schema, Column, LogicalType};
-use crate::engine::{trim_query, ConnectSpec, DbKind, EngineError};
+use crate::engine::{trim_query, within, ConnectSpec, DbKind, EngineError, CANCEL_GRACE};
 
 /// First OID of objects created after initdb: below it, types are built in.
 const FIRST_NORMAL_OID: u32 = 16_384;
-
-/// How long to wait for the server to stop a cancelled COPY.
-const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 mod oid {
     pub const BOOL: u32 = 16;
@@ -125,7 +122,20 @@ pub async fn open(
     target: DbKind,
 ) -> Result<PgSource, EngineError> {
     let client = super::connect(spec).await?;
-    let query = trim_query(query);
+    within(
+        spec.timeouts.io,
+        "source",
+        describe(client, spec, trim_query(query), target),
+    )
+    .await
+}
+
+async fn describe(
+    client: Client,
+    spec: &ConnectSpec,
+    query: &str,
+    target: DbKind,
+) -> Result<PgSource, EngineError> {
     let statement = client
         .prepare(query)
         .await
@@ -482,19 +492,38 @@ impl PgSource {
             copy_oids: _,
         } = self;
         let token = client.cancel_token();
+        let io = spec.timeouts.io;
         let start = client.copy_out(copy_sql.as_str());
         tokio::pin!(start);
-        let stream = tokio::select! {
+        let started = tokio::select! {
             biased;
-            _ = ctx.cancel.cancelled() => {
-                let _ = super::cancel_query(&token, &spec).await;
-                if let Ok(Ok(stream)) = tokio::time::timeout(CANCEL_WAIT, &mut start).await {
-                    let stream = std::pin::pin!(stream);
-                    drain(stream).await;
-                }
-                return Err(EngineError::Cancelled);
+            _ = ctx.cancel.cancelled() => None,
+            started = tokio::time::timeout(io, &mut start) => started.ok(),
+        };
+        let stream = match started {
+            Some(Ok(stream)) => stream,
+            // The server refused the COPY: nothing runs.
+            Some(Err(e)) => return Err(dialect::source_error(&e, offset)),
+            None => {
+                // Cancelled, or no answer: the COPY may be running (or starting) on the
+                // server. Stop it, but give up on the answer after the grace (the connection
+                // is dropped then).
+                let _ = tokio::time::timeout(CANCEL_GRACE, async {
+                    let _ = super::cancel_query(&token, &spec).await;
+                    if let Ok(stream) = (&mut start).await {
+                        drain(std::pin::pin!(stream)).await;
+                    }
+                })
+                .await;
+                return Err(if ctx.cancel.is_cancelled() {
+                    EngineError::Cancelled
+                } else {
+                    EngineError::Stalled {
+                        side: "source",
+                        waited: io,
+                    }
+                });
             }
-            started = &mut start => started.map_err(|e| dialect::source_error(&e, offset))?,
         };
         let mut stream = std::pin::pin!(stream);
         let mut done = false;
@@ -504,11 +533,11 @@ impl PgSource {
             // Offered only when `copy_oids` is set.
             Ok(true) => {
                 let framer = TupleFramer::new(&columns);
-                pass_through(stream.as_mut(), &ctx, framer, &mut done, offset).await
+                pass_through(stream.as_mut(), &ctx, framer, &mut done, offset, io).await
             }
             Ok(_) => {
                 let mut decoder = Decoder::new(&columns, &decoders, ctx.batch_rows);
-                read_all(stream.as_mut(), &ctx, &mut decoder, &mut done, offset).await
+                read_all(stream.as_mut(), &ctx, &mut decoder, &mut done, offset, io).await
             }
             Err(e) => Err(e),
         };
@@ -516,8 +545,13 @@ impl PgSource {
             Ok(()) => ctx.finish().await,
             Err(e) => {
                 if !done {
-                    let _ = super::cancel_query(&token, &spec).await;
-                    drain(stream.as_mut()).await;
+                    // Whatever the link does, the job ends within the grace: past it the
+                    // connection is dropped, which ends the COPY when the server notices.
+                    let _ = tokio::time::timeout(CANCEL_GRACE, async {
+                        let _ = super::cancel_query(&token, &spec).await;
+                        drain(stream.as_mut()).await;
+                    })
+                    .await;
                 }
                 if ctx.cancel.is_cancelled() {
                     Err(EngineError::Cancelled)
@@ -531,14 +565,11 @@ impl PgSource {
 
 /// Read what is left of a cancelled COPY until the server ends it.
 async fn drain(mut stream: Pin<&mut CopyOutStream>) {
-    let _ = tokio::time::timeout(CANCEL_WAIT, async {
-        while let Some(item) = stream.next().await {
-            if item.is_err() {
-                break;
-            }
+    while let Some(item) = stream.next().await {
+        if item.is_err() {
+            break;
         }
-    })
-    .await;
+    }
 }
 
 /// The next message of the COPY stream; `None` at its end. `done` is set once the server has
@@ -548,6 +579,7 @@ async fn next_chunk(
     ctx: &SourceContext,
     done: &mut bool,
     offset: usize,
+    io: Duration,
 ) -> Result<Option<Bytes>, EngineError> {
     if ctx.cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
@@ -557,7 +589,10 @@ async fn next_chunk(
         None => tokio::select! {
             biased;
             _ = ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
-            next = stream.next() => next,
+            next = tokio::time::timeout(io, stream.next()) => match next {
+                Ok(next) => next,
+                Err(_) => return Err(EngineError::Stalled { side: "source", waited: io }),
+            },
         },
     };
     match next {
@@ -583,8 +618,9 @@ async fn pass_through(
     mut framer: TupleFramer,
     done: &mut bool,
     offset: usize,
+    io: Duration,
 ) -> Result<(), EngineError> {
-    while let Some(chunk) = next_chunk(&mut stream, ctx, done, offset).await? {
+    while let Some(chunk) = next_chunk(&mut stream, ctx, done, offset, io).await? {
         framer.push(&chunk)?;
         if framer.ready() {
             if let Some(tuples) = framer.take() {
@@ -604,10 +640,11 @@ async fn read_all(
     decoder: &mut Decoder,
     done: &mut bool,
     offset: usize,
+    io: Duration,
 ) -> Result<(), EngineError> {
     // Bytes of a tuple split across messages wait here for the rest.
     let mut carry: Vec<u8> = Vec::new();
-    while let Some(chunk) = next_chunk(&mut stream, ctx, done, offset).await? {
+    while let Some(chunk) = next_chunk(&mut stream, ctx, done, offset, io).await? {
         let from_carry = !carry.is_empty();
         if from_carry {
             carry.extend_from_slice(&chunk);

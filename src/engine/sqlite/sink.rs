@@ -11,7 +11,7 @@
 //! IEEE 754 holds equal to it.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -22,6 +22,7 @@ use arrow_array::{Array, RecordBatch};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
 use super::dialect::{self, quote_ident};
 use super::values::{self, check_text_affinity, parse_decimal, Affinity, TextBuf};
@@ -92,19 +93,142 @@ fn write(
     // A larger page cache (for this connection only) spills less often in a big transaction;
     // 16 MiB: the table is appended to in order, and a bigger cache only adds to the RSS
     // (64 MiB took the service past 150 MB in bench/RESULTS.md).
-    let result = conn
+    let loaded = conn
         .busy_timeout(BUSY_TIMEOUT)
         .and_then(|()| conn.execute_batch("PRAGMA cache_size = -16384"))
         .map_err(|e| target_error(&e))
-        .and_then(|()| load(&conn, &mut ctx, runtime));
-    if result.is_err() && !conn.is_autocommit() {
+        .and_then(|()| load(&conn, &mut ctx, runtime, spec.timeouts.io));
+    if loaded.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    drop(conn);
+    let result = match loaded {
+        Ok(Committed::Yes { rows, token }) => {
+            forget_commit(&conn, &token);
+            Ok(rows)
+        }
+        // The transaction is still open (the file was busy): it did not commit.
+        Ok(Committed::Unknown { error, .. }) if !conn.is_autocommit() => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(target_error(&error))
+        }
+        Ok(Committed::Unknown { rows, token, error }) => {
+            drop(conn);
+            // A fresh connection sees the file as it is after the failed COMMIT (a hot
+            // journal rolled back), and the bookkeeping row tells whether it committed.
+            let conn = super::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE, spec);
+            let committed = conn.as_ref().ok().and_then(|c| {
+                c.busy_timeout(BUSY_TIMEOUT).ok()?;
+                let found: i64 = c
+                    .query_row(
+                        &format!("SELECT count(*) FROM \"main\".{COMMITS} WHERE token = ?1"),
+                        [&token],
+                        |row| row.get(0),
+                    )
+                    .ok()?;
+                Some(found > 0)
+            });
+            match (committed, conn) {
+                (Some(true), Ok(c)) => {
+                    tracing::info!("The COMMIT failed yet committed; the transfer is complete.");
+                    forget_commit(&c, &token);
+                    Ok(rows)
+                }
+                (Some(false), _) => Err(target_error(&error)),
+                _ => Err(EngineError::CommitUnknown(format!(
+                    "COMMIT failed ({}) and whether it committed could not be read back from \
+                     {}; check the target table before running the transfer again",
+                    super::error_message(&error).0,
+                    path.display()
+                ))),
+            }
+        }
+        Err(e) => Err(e),
+    };
     if result.is_err() && !existed {
         remove_created_file(path);
     }
     result
+}
+
+/// The bookkeeping table of a transfer's commit, in the target file: a row keyed by a token
+/// of the transfer's own is written in the same transaction as its rows, so that a COMMIT that
+/// fails can be told apart from one that failed to say it succeeded. Dropped again when empty.
+const COMMITS: &str = "\"_sluice_commits\"";
+
+/// How a transfer's transaction ended.
+enum Committed {
+    Yes {
+        rows: u64,
+        token: String,
+    },
+    /// COMMIT returned an error: whether it committed is read back by the bookkeeping row.
+    Unknown {
+        rows: u64,
+        token: String,
+        error: rusqlite::Error,
+    },
+}
+
+/// Remove a committed transfer's bookkeeping row (and the table once empty). Best effort: a
+/// row left behind is harmless.
+fn forget_commit(conn: &Connection, token: &str) {
+    let done = conn
+        .execute_batch("BEGIN IMMEDIATE")
+        .and_then(|()| {
+            conn.execute(
+                &format!("DELETE FROM \"main\".{COMMITS} WHERE token = ?1"),
+                [token],
+            )
+        })
+        .and_then(|_| {
+            conn.query_row(
+                &format!("SELECT count(*) FROM \"main\".{COMMITS}"),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .and_then(|left| {
+            if left == 0 {
+                conn.execute_batch(&format!("DROP TABLE \"main\".{COMMITS}"))
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| conn.execute_batch("COMMIT"));
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "Could not remove a commit's bookkeeping row.");
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// `BEGIN IMMEDIATE`: the file's write lock, which serialises the transfers into one file
+/// (each then sees the tables as the one before left them). Waits while another writer holds
+/// it, up to the I/O timeout, unless cancelled.
+fn begin(
+    conn: &Connection,
+    cancel: &CancellationToken,
+    limit: Duration,
+) -> Result<(), EngineError> {
+    let started = Instant::now();
+    loop {
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let busy = matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                );
+                if !busy || started.elapsed() >= limit {
+                    return Err(target_error(&e));
+                }
+                if cancel.is_cancelled() {
+                    return Err(EngineError::Cancelled);
+                }
+            }
+        }
+    }
 }
 
 /// The file did not exist before this transfer: take it away again (with its journal).
@@ -163,9 +287,13 @@ fn staging_name(table: &str) -> String {
     format!("{table}__sluice_{:08x}", rand::random::<u32>())
 }
 
-fn load(conn: &Connection, ctx: &mut SinkContext, runtime: &Handle) -> Result<u64, EngineError> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| target_error(&e))?;
+fn load(
+    conn: &Connection,
+    ctx: &mut SinkContext,
+    runtime: &Handle,
+    limit: Duration,
+) -> Result<Committed, EngineError> {
+    begin(conn, &ctx.cancel, limit)?;
     let table = ctx.target.table.clone();
     let existing = existing(conn, &table)?;
 
@@ -258,11 +386,34 @@ fn load(conn: &Connection, ctx: &mut SinkContext, runtime: &Handle) -> Result<u6
         ))
         .map_err(|e| target_error(&e))?;
     }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS \"main\".{COMMITS} \
+         (token TEXT PRIMARY KEY, target_table TEXT NOT NULL, committed_at TEXT NOT NULL)"
+    ))
+    .and_then(|()| {
+        conn.execute(
+            &format!(
+                "INSERT INTO \"main\".{COMMITS} VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ'))"
+            ),
+            [&token, &table],
+        )
+    })
+    .map_err(|e| target_error(&e))?;
     if ctx.cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
-    conn.execute_batch("COMMIT").map_err(|e| target_error(&e))?;
-    Ok(written)
+    Ok(match conn.execute_batch("COMMIT") {
+        Ok(()) => Committed::Yes {
+            rows: written,
+            token,
+        },
+        Err(error) => Committed::Unknown {
+            rows: written,
+            token,
+            error,
+        },
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
