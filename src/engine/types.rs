@@ -36,6 +36,8 @@ use serde::{Deserialize, Serialize};
 pub const TYPE_KEY: &str = "sluice.type";
 /// Field metadata key holding the column's type as the source database named it.
 pub const DB_TYPE_KEY: &str = "sluice.db_type";
+/// Field metadata key holding the JSON of the column's `NativeType`, when it has one.
+pub const NATIVE_KEY: &str = "sluice.native";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -126,6 +128,40 @@ pub struct Column {
     pub nullable: bool,
     /// The type as the source database names it (for messages and `Other`).
     pub db_type: String,
+    /// The column's declared type, for a target of the same kind: there the created column
+    /// gets exactly this type (the logical type only carries the values).
+    #[serde(default)]
+    pub native: Option<NativeType>,
+}
+
+/// Database kinds that share one type system (MySQL and MariaDB are one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Family {
+    Postgres,
+    MySql,
+}
+
+/// A source column's type exactly as its database declares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NativeType {
+    pub family: Family,
+    /// The declaration, as `format_type()` (PostgreSQL) or `COLUMN_TYPE` (MySQL/MariaDB)
+    /// prints it: `character varying`, `timestamp(3) with time zone`, `int(10) unsigned`,
+    /// `enum('a','b')`.
+    pub ddl: String,
+    /// A type of the source database's own making (a PostgreSQL enum): used only where the
+    /// target has a type of that name; elsewhere the logical type's mapping applies.
+    pub user_defined: bool,
+}
+
+impl Column {
+    /// The declaration to create this column with on a target of `family`, when it is the
+    /// source's own family.
+    pub fn native_for(&self, family: Family) -> Option<&NativeType> {
+        self.native.as_ref().filter(|n| n.family == family)
+    }
 }
 
 /// The Arrow schema of a column list; each field carries its logical and database type.
@@ -133,13 +169,19 @@ pub fn arrow_schema(columns: &[Column]) -> SchemaRef {
     let fields: Vec<Field> = columns
         .iter()
         .map(|c| {
-            let metadata = HashMap::from([
+            let mut metadata = HashMap::from([
                 (
                     TYPE_KEY.to_string(),
                     serde_json::to_string(&c.ty).expect("logical types serialize"),
                 ),
                 (DB_TYPE_KEY.to_string(), c.db_type.clone()),
             ]);
+            if let Some(native) = &c.native {
+                metadata.insert(
+                    NATIVE_KEY.to_string(),
+                    serde_json::to_string(native).expect("native types serialize"),
+                );
+            }
             Field::new(&c.name, c.ty.arrow_type(), c.nullable).with_metadata(metadata)
         })
         .collect();
@@ -162,6 +204,10 @@ pub fn columns_of(schema: &Schema) -> Vec<Column> {
                 }),
             nullable: f.is_nullable(),
             db_type: f.metadata().get(DB_TYPE_KEY).cloned().unwrap_or_default(),
+            native: f
+                .metadata()
+                .get(NATIVE_KEY)
+                .and_then(|t| serde_json::from_str(t).ok()),
         })
         .collect()
 }
@@ -218,6 +264,7 @@ mod tests {
                 },
                 nullable: false,
                 db_type: "numeric(38,10)".into(),
+                native: None,
             },
             Column {
                 name: "tags".into(),
@@ -226,6 +273,11 @@ mod tests {
                 },
                 nullable: true,
                 db_type: "text[]".into(),
+                native: Some(NativeType {
+                    family: Family::Postgres,
+                    ddl: "text[]".into(),
+                    user_defined: false,
+                }),
             },
         ];
         let schema = arrow_schema(&columns);

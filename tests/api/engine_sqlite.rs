@@ -1047,6 +1047,7 @@ fn column(name: &str, ty: LogicalType, nullable: bool) -> Column {
         ty,
         nullable,
         db_type: String::new(),
+        native: None,
     }
 }
 

@@ -19,6 +19,7 @@ mod partitions;
 mod passthrough;
 mod queries;
 mod relay;
+mod same_kind;
 mod service;
 mod tokens;
 mod transfers;

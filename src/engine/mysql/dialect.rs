@@ -4,7 +4,7 @@
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::Column as MyColumn;
 
-use crate::engine::types::{Column, LogicalType};
+use crate::engine::types::{Column, Family, LogicalType};
 use crate::engine::EngineError;
 
 /// MySQL's limit for database, table and column names, in characters.
@@ -307,10 +307,28 @@ fn row_bytes(ddl: &str, ty: &LogicalType) -> u64 {
     }
 }
 
+/// The type a created column gets: the source's own declaration when it is MySQL/MariaDB too
+/// (`COLUMN_TYPE`, exactly), else the logical type's mapping.
+pub fn column_type(column: &Column) -> String {
+    match column.native_for(Family::MySql) {
+        Some(native) => native.ddl.clone(),
+        None => ddl_type(&column.ty),
+    }
+}
+
+/// `(precision, scale)` of a `decimal(p,s)` declaration.
+pub fn decimal_shape(ddl: &str) -> Option<(u64, u64)> {
+    let inner = ddl.strip_prefix("decimal(")?.split(')').next()?;
+    let (p, s) = inner.split_once(',')?;
+    Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
+}
+
 /// Column definitions for CREATE TABLE. Declared lengths are kept; when the row would pass
 /// MySQL's 65,535-byte limit, the widest varchar/varbinary columns become longtext/longblob.
+/// NULL is said out loud: with `explicit_defaults_for_timestamp` off, a bare `timestamp` would
+/// be NOT NULL with a default.
 pub fn column_definitions(columns: &[Column]) -> Vec<String> {
-    let mut ddl: Vec<String> = columns.iter().map(|c| ddl_type(&c.ty)).collect();
+    let mut ddl: Vec<String> = columns.iter().map(column_type).collect();
     loop {
         let sizes: Vec<u64> = ddl
             .iter()
@@ -337,8 +355,8 @@ pub fn column_definitions(columns: &[Column]) -> Vec<String> {
     ddl.into_iter()
         .zip(columns)
         .map(|(ty, c)| {
-            let not_null = if c.nullable { "" } else { " NOT NULL" };
-            format!("{} {ty}{not_null}", quote(&c.name))
+            let null = if c.nullable { " NULL" } else { " NOT NULL" };
+            format!("{} {ty}{null}", quote(&c.name))
         })
         .collect()
 }
@@ -367,10 +385,11 @@ mod tests {
             },
             nullable: true,
             db_type: String::new(),
+            native: None,
         };
         let defs = column_definitions(&[col("a", 10_000), col("b", 10_000), col("c", 10)]);
-        assert_eq!(defs[0], "`a` longtext");
-        assert_eq!(defs[1], "`b` varchar(10000)");
-        assert_eq!(defs[2], "`c` varchar(10)");
+        assert_eq!(defs[0], "`a` longtext NULL");
+        assert_eq!(defs[1], "`b` varchar(10000) NULL");
+        assert_eq!(defs[2], "`c` varchar(10) NULL");
     }
 }

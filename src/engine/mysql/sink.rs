@@ -493,9 +493,10 @@ async fn write(
         let targets = columns
             .iter()
             .map(|c| {
-                let ddl = dialect::ddl_type(&c.ty);
-                let (precision, scale) = match &c.ty {
-                    LogicalType::BigDecimal { precision, scale } => {
+                let ddl = dialect::column_type(c);
+                let (precision, scale) = match (&c.ty, dialect::decimal_shape(&ddl)) {
+                    (_, Some((p, s))) => (Some(p), Some(s)),
+                    (LogicalType::BigDecimal { precision, scale }, None) => {
                         let (p, s) = dialect::big_decimal_shape(*precision, *scale);
                         (Some(u64::from(p)), Some(u64::from(s)))
                     }
@@ -503,7 +504,11 @@ async fn write(
                 };
                 TargetColumn {
                     name: c.name.clone(),
-                    data_type: ddl.split('(').next().unwrap_or_default().to_string(),
+                    data_type: ddl
+                        .split(['(', ' '])
+                        .next()
+                        .unwrap_or_default()
+                        .to_lowercase(),
                     precision,
                     scale,
                 }
@@ -712,6 +717,8 @@ impl Field {
         let hex = match column.ty.arrow_type() {
             DataType::Binary => true,
             DataType::FixedSizeBinary(_) => binary_target,
+            // LOAD DATA would read "1" as the byte 0x31.
+            DataType::Boolean => target.data_type == "bit",
             _ => false,
         };
         let decimal = match (&column.ty, target.data_type.as_str()) {
@@ -859,6 +866,9 @@ fn encode_value(
     row: usize,
 ) -> Result<(), String> {
     match column {
+        View::Bool(a) if field.hex => {
+            buf.extend_from_slice(if a.value(row) { b"01" } else { b"00" })
+        }
         View::Bool(a) => buf.push(if a.value(row) { b'1' } else { b'0' }),
         View::I16(a) => write_i64(buf, i64::from(a.value(row))),
         View::I32(a) => write_i64(buf, i64::from(a.value(row))),

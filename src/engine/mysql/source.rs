@@ -19,7 +19,7 @@ use mysql_async::{Conn, Statement, Value};
 use super::values::{days_from_civil, is_valid_date, parse_decimal, MICROS_PER_DAY};
 use super::{connect, connect_with, dialect};
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
-use crate::engine::types::{arrow_schema, Column, LogicalType};
+use crate::engine::types::{arrow_schema, Column, Family, LogicalType, NativeType};
 use crate::engine::{within, ConnectSpec, DbKind, EngineError, CANCEL_GRACE};
 
 /// Session settings of a reading connection: TIMESTAMP values arrive as UTC.
@@ -56,15 +56,15 @@ pub async fn open(
         });
     }
     let meta = stmt.columns();
-    let json = within(io, "source", async {
-        Ok(json_columns(&mut conn, &meta).await)
+    let declared = within(io, "source", async {
+        Ok(declared_columns(&mut conn, &meta).await)
     })
     .await?;
     let columns = meta
         .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let (ty, db_type) = dialect::source_type(c, json[i]);
+        .zip(declared)
+        .map(|(c, declared)| {
+            let (ty, db_type) = dialect::source_type(c, declared.json);
             Column {
                 name: c.name_str().into_owned(),
                 ty,
@@ -72,6 +72,11 @@ pub async fn open(
                 nullable: !c.flags().contains(ColumnFlags::NOT_NULL_FLAG)
                     || c.org_table_ref().is_empty(),
                 db_type,
+                native: declared.column_type.map(|ddl| NativeType {
+                    family: Family::MySql,
+                    ddl,
+                    user_defined: false,
+                }),
             }
         })
         .collect();
@@ -83,53 +88,80 @@ pub async fn open(
     })
 }
 
-/// Which columns are MariaDB JSON columns: longtext with the `json_valid` check MariaDB adds.
-/// Best effort: without the catalog table (old servers) they stay text.
-async fn json_columns(conn: &mut Conn, meta: &[mysql_async::Column]) -> Vec<bool> {
-    let mut json = vec![false; meta.len()];
-    let candidate = |c: &mysql_async::Column| {
-        matches!(
-            c.column_type(),
-            ColumnType::MYSQL_TYPE_BLOB | ColumnType::MYSQL_TYPE_LONG_BLOB
-        ) && c.character_set() != 63
-            && !c.org_table_ref().is_empty()
-            && !c.org_name_ref().is_empty()
+/// What the catalog declares of a result column that comes from a table (or view) column.
+#[derive(Debug, Default)]
+struct Declared {
+    /// `COLUMN_TYPE`, exactly (`int(10) unsigned`, `enum('a','b')`, `bit(25)`); `json` for a
+    /// MariaDB JSON column.
+    column_type: Option<String>,
+    /// A MariaDB JSON column: longtext with the `json_valid` check MariaDB adds.
+    json: bool,
+}
+
+/// The declared types of the result's table columns, from `information_schema` (one query
+/// per table). Best effort: a column the catalog does not show (an expression, a table gone
+/// meanwhile) has none, and is mapped from its logical type.
+async fn declared_columns(conn: &mut Conn, meta: &[mysql_async::Column]) -> Vec<Declared> {
+    let from_table = |c: &mysql_async::Column| {
+        !c.org_table_ref().is_empty() && !c.org_name_ref().is_empty() && !c.schema_ref().is_empty()
     };
     let mut tables: Vec<(String, String)> = meta
         .iter()
-        .filter(|c| candidate(c))
+        .filter(|c| from_table(c))
         .map(|c| (c.schema_str().into_owned(), c.org_table_str().into_owned()))
         .collect();
     tables.sort();
     tables.dedup();
-    let mut checks: HashMap<(String, String), Vec<String>> = HashMap::new();
+    // (schema, table) → (column → type, json_valid clauses)
+    type TableInfo = (HashMap<String, String>, Vec<String>);
+    let mut catalog: HashMap<(String, String), TableInfo> = HashMap::new();
     for (schema, table) in tables {
-        let rows: Result<Vec<(String, String)>, _> = conn
+        let types: Vec<(String, String)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&schema, &table),
+            )
+            .await
+            .unwrap_or_default();
+        let checks: Vec<(String, String)> = conn
             .exec(
                 "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
                  WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
                 (&schema, &table),
             )
-            .await;
-        let clauses = rows
-            .unwrap_or_default()
+            .await
+            .unwrap_or_default();
+        let clauses = checks
             .into_iter()
             .filter(|(t, _)| *t == table)
             .map(|(_, clause)| clause)
             .collect();
-        checks.insert((schema, table), clauses);
+        catalog.insert((schema, table), (types.into_iter().collect(), clauses));
     }
-    for (i, c) in meta.iter().enumerate() {
-        if !candidate(c) {
-            continue;
-        }
-        let key = (c.schema_str().into_owned(), c.org_table_str().into_owned());
-        let wanted = format!("json_valid({})", dialect::quote(&c.org_name_str()));
-        json[i] = checks
-            .get(&key)
-            .is_some_and(|clauses| clauses.contains(&wanted));
-    }
-    json
+    meta.iter()
+        .map(|c| {
+            if !from_table(c) {
+                return Declared::default();
+            }
+            let key = (c.schema_str().into_owned(), c.org_table_str().into_owned());
+            let Some((types, clauses)) = catalog.get(&key) else {
+                return Declared::default();
+            };
+            let name = c.org_name_str();
+            let text = matches!(
+                c.column_type(),
+                ColumnType::MYSQL_TYPE_BLOB | ColumnType::MYSQL_TYPE_LONG_BLOB
+            ) && c.character_set() != 63;
+            let json = text && clauses.contains(&format!("json_valid({})", dialect::quote(&name)));
+            let column_type = if json {
+                Some("json".to_string())
+            } else {
+                types.get(name.as_ref()).cloned()
+            };
+            Declared { column_type, json }
+        })
+        .collect()
 }
 
 impl MySource {

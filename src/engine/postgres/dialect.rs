@@ -3,7 +3,7 @@
 
 use tokio_postgres::error::{ErrorPosition, SqlState};
 
-use crate::engine::types::{Column, LogicalType};
+use crate::engine::types::{Column, Family, LogicalType};
 use crate::engine::EngineError;
 
 /// PostgreSQL keeps at most this many bytes of an identifier (NAMEDATALEN - 1); longer names
@@ -102,9 +102,15 @@ pub fn column_ddl_type(column: &Column) -> String {
     ddl_type(&column.ty)
 }
 
-/// `"name" type [NOT NULL]`.
-pub fn column_ddl(column: &Column) -> String {
-    let mut ddl = format!("{} {}", quote_ident(&column.name), column_ddl_type(column));
+/// `"name" type [NOT NULL]` for a created column: the source's own declaration when the source
+/// is PostgreSQL too (a type of the source's own making, an enum or a domain, only when
+/// `has_type` says the target has one of that name), else the logical type's mapping.
+pub fn column_ddl(column: &Column, has_type: impl Fn(&str) -> bool) -> String {
+    let declared = match column.native_for(Family::Postgres) {
+        Some(native) if !native.user_defined || has_type(&native.ddl) => native.ddl.clone(),
+        _ => column_ddl_type(column),
+    };
+    let mut ddl = format!("{} {declared}", quote_ident(&column.name));
     if !column.nullable {
         ddl.push_str(" NOT NULL");
     }

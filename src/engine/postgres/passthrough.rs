@@ -171,6 +171,7 @@ mod tests {
             ty: LogicalType::Int32,
             nullable,
             db_type: "integer".into(),
+            native: None,
         }
     }
 

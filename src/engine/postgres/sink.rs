@@ -24,7 +24,7 @@ use super::dialect::{self, check_ident, column_ddl, column_ddl_type, qualified, 
 use super::wire;
 use super::OnTarget;
 use crate::engine::batch::{copy_not_offered, Message, SinkContext};
-use crate::engine::types::{Column, LogicalType};
+use crate::engine::types::{Column, Family, LogicalType};
 use crate::engine::{ConnectSpec, EngineError, CANCEL_GRACE};
 
 /// Encoded bytes handed to the COPY at a time.
@@ -311,28 +311,28 @@ async fn write<'a>(
             .await?;
     }
     let table = qualified(&schema, &target.table);
-    let natural_wires: Vec<Wire> = columns
-        .iter()
-        .map(|c| wire_for(&c.ty, natural_oid(c)).expect("every logical type has a natural wire"))
-        .collect();
-    let all_columns: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let natural_oids: Vec<u32> = columns.iter().map(natural_oid).collect();
+    // A created table has the source's own column types when it is PostgreSQL too (enums
+    // where the target has them); the rows then go in as into any existing table.
+    let user_types = target_user_types(&tx, &columns, io).await?;
     let create = |name: &str| {
-        let list: Vec<String> = columns.iter().map(column_ddl).collect();
+        let list: Vec<String> = columns
+            .iter()
+            .map(|c| column_ddl(c, |t| user_types.contains(t)))
+            .collect();
         format!("CREATE TABLE {name} ({})", list.join(", "))
+    };
+    let created = |name: String| {
+        let (tx, schema, columns, find) = (&tx, &schema, &columns, find);
+        async move {
+            let row = tx.query_one(find, &[schema, &name]).on_target(io).await?;
+            append_plan(tx, row.get(0), schema, &name, columns, io).await
+        }
     };
 
     let plan = match existing {
         None => {
             tx.batch_execute(&create(&table)).on_target(io).await?;
-            Plan {
-                copy_into: table,
-                copy_columns: all_columns,
-                wires: natural_wires,
-                copy_oids: natural_oids,
-                finish: Vec::new(),
-                insert_counts: false,
-            }
+            created(target.table.clone()).await?
         }
         Some(row) => {
             let relid: u32 = row.get(0);
@@ -349,17 +349,12 @@ async fn write<'a>(
                 tx.batch_execute(&create(&staging_table))
                     .on_target(io)
                     .await?;
-                Plan {
-                    copy_into: staging_table.clone(),
-                    copy_columns: all_columns,
-                    wires: natural_wires,
-                    copy_oids: natural_oids,
-                    finish: vec![format!(
-                        "DROP TABLE {table}; ALTER TABLE {staging_table} RENAME TO {}",
-                        quote_ident(&target.table)
-                    )],
-                    insert_counts: false,
-                }
+                let mut plan = created(staging).await?;
+                plan.finish.push(format!(
+                    "DROP TABLE {table}; ALTER TABLE {staging_table} RENAME TO {}",
+                    quote_ident(&target.table)
+                ));
+                plan
             } else {
                 append_plan(&tx, relid, &schema, &target.table, &columns, io).await?
             }
@@ -460,6 +455,34 @@ async fn write<'a>(
         xid,
         pid,
     })
+}
+
+/// The source's own enum and domain types (of a PostgreSQL source) that the target has too,
+/// by name.
+async fn target_user_types(
+    tx: &Transaction<'_>,
+    columns: &[Column],
+    io: Duration,
+) -> Result<std::collections::HashSet<String>, EngineError> {
+    let names: Vec<String> = columns
+        .iter()
+        .filter_map(|c| c.native_for(Family::Postgres))
+        .filter(|n| n.user_defined)
+        .map(|n| n.ddl.clone())
+        .collect();
+    if names.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = tx
+        .query(
+            "SELECT u.t FROM unnest($1::text[]) AS u(t)
+             JOIN pg_catalog.pg_type ty ON ty.oid = to_regtype(u.t)
+             WHERE ty.typtype IN ('e', 'd')",
+            &[&names],
+        )
+        .on_target(io)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.get(0)).collect())
 }
 
 /// Wait for the transaction-scoped advisory lock of one schema or table (released at COMMIT or
@@ -926,6 +949,7 @@ mod tests {
             },
             nullable: true,
             db_type: "text".into(),
+            native: None,
         }
     }
 

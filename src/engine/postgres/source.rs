@@ -22,7 +22,7 @@ use super::dialect::{self, quote_ident};
 use super::passthrough::TupleFramer;
 use super::wire::{self, NumericView};
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
-use crate::engine::types::{arrow_schema, Column, LogicalType};
+use crate::engine::types::{arrow_schema, Column, Family, LogicalType, NativeType};
 use crate::engine::{trim_query, within, ConnectSpec, DbKind, EngineError, CANCEL_GRACE};
 
 /// First OID of objects created after initdb: below it, types are built in.
@@ -163,13 +163,15 @@ async fn describe(
                     COALESCE(ty.typcategory::text, ''),
                     COALESCE(ty.typtype::text, ''),
                     COALESCE(ty.typelem, 0::oid),
-                    COALESCE(a.attnotnull, false)
+                    COALESCE(a.attnotnull, false),
+                    CASE WHEN dom.typtype = 'd' THEN format_type(a.atttypid, a.atttypmod) END
              FROM unnest($1::oid[], $2::int4[], $3::oid[], $4::int2[])
                   WITH ORDINALITY AS u(t, m, rel, att, i)
              LEFT JOIN pg_catalog.pg_type ty ON ty.oid = u.t
              LEFT JOIN pg_catalog.pg_attribute a
                     ON a.attrelid = u.rel AND a.attnum = u.att AND u.att > 0
                    AND NOT a.attisdropped
+             LEFT JOIN pg_catalog.pg_type dom ON dom.oid = a.atttypid
              ORDER BY u.i",
             &[&type_oids, &typmods, &tables, &attnums],
         )
@@ -199,10 +201,21 @@ async fn describe(
         all_builtin &= info.is_builtin();
         let (ty, decode, select) = map_type(&info, target);
         let not_null: bool = row.get(4);
+        // A table column of a domain type: the result describes it as the domain's base type.
+        let domain: Option<String> = row.get(5);
+        let native = match domain {
+            Some(domain) => Some(NativeType {
+                family: Family::Postgres,
+                ddl: domain,
+                user_defined: true,
+            }),
+            None => native_type(&info),
+        };
         columns.push(Column {
             name: col.name().to_string(),
             ty,
             nullable: !not_null || may_add_nulls,
+            native,
             db_type: info.format,
         });
         decoders.push(decode);
@@ -333,6 +346,29 @@ fn is_reg_type(oid: u32) -> bool {
 
 fn text_len(typmod: i32) -> Option<u32> {
     (typmod >= 4).then(|| (typmod - 4) as u32)
+}
+
+/// The declaration that creates the same column on another PostgreSQL server: every built-in
+/// type as `format_type()` prints it (typmods included), and an enum where the target has one
+/// of the same name (a domain, likewise: see `describe`; elsewhere its base type, which is how
+/// the result describes it). Object references (`regclass`, …) are not carried: their OIDs
+/// mean nothing elsewhere.
+fn native_type(t: &TypeInfo) -> Option<NativeType> {
+    if is_reg_type(t.oid) || is_reg_type(t.elem) {
+        return None;
+    }
+    let user_defined = if t.is_builtin() {
+        false
+    } else if t.typtype == "e" {
+        true
+    } else {
+        return None;
+    };
+    Some(NativeType {
+        family: Family::Postgres,
+        ddl: t.format.clone(),
+        user_defined,
+    })
 }
 
 fn map_type(t: &TypeInfo, target: DbKind) -> (LogicalType, Decode, Select) {
@@ -1244,6 +1280,7 @@ mod tests {
             ty,
             nullable: true,
             db_type: String::new(),
+            native: None,
         }
     }
 

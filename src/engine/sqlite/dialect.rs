@@ -214,6 +214,7 @@ mod tests {
             ty,
             nullable: true,
             db_type: String::new(),
+            native: None,
         }
     }
 

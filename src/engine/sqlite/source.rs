@@ -201,6 +201,7 @@ fn read(
                 ty,
                 nullable: true,
                 db_type,
+                native: None,
             }
         })
         .collect();
