@@ -13,20 +13,12 @@ use sluice::engine::{DbKind, EngineError};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
-    engine_transfer, mariadb_spec, pg_client, pg_execute, sqlite_spec, unique_name, MARIADB_HOST,
-    MARIADB_PORT, MARIADB_USER,
+    engine_transfer, mariadb_spec, pg_client, pg_execute, sqlite_spec, unique_name,
 };
 
 /// A connection to the machine's MariaDB with the session in UTC.
 async fn conn() -> mysql_async::Conn {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(MARIADB_HOST)
-        .tcp_port(MARIADB_PORT)
-        .user(Some(MARIADB_USER))
-        .prefer_socket(false);
-    let mut conn = mysql_async::Conn::new(opts)
-        .await
-        .expect("MariaDB on 127.0.0.1:3306 must be running (see README)");
+    let mut conn = crate::helpers::mariadb_conn().await;
     conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
     conn
 }

@@ -1248,13 +1248,8 @@ async fn postgresql_values_arrive_in_mariadb_as_the_documented_forms() {
     .await;
     drop_schemas(&[&source]).await;
     assert_eq!(result.unwrap(), 3);
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(crate::helpers::MARIADB_HOST)
-        .tcp_port(crate::helpers::MARIADB_PORT)
-        .user(Some(crate::helpers::MARIADB_USER))
-        .db_name(Some(database.clone()))
-        .prefer_socket(false);
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+    let mut conn = crate::helpers::mariadb_conn().await;
+    conn.query_drop(format!("USE `{database}`")).await.unwrap();
     let rows: Vec<mysql_async::Row> = conn
         .query(
             "SELECT CAST(id AS CHAR), CAST(b AS CHAR), CAST(i2 AS CHAR), CAST(i4 AS CHAR),

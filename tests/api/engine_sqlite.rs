@@ -1547,13 +1547,8 @@ async fn sqlite_edge_values_arrive_exactly_in_mariadb() {
     .await;
     result.expect("the transfer succeeds");
     use mysql_async::prelude::Queryable;
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(crate::helpers::MARIADB_HOST)
-        .tcp_port(crate::helpers::MARIADB_PORT)
-        .user(Some(crate::helpers::MARIADB_USER))
-        .db_name(Some(db.clone()))
-        .prefer_socket(false);
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+    let mut conn = crate::helpers::mariadb_conn().await;
+    conn.query_drop(format!("USE `{db}`")).await.unwrap();
     let rows: Vec<mysql_async::Row> = conn
         .query(
             "SELECT CAST(id AS CHAR), CAST(i AS CHAR), CAST(b AS CHAR), CAST(d38 AS CHAR),

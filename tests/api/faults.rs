@@ -9,24 +9,15 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    mariadb_connection, mariadb_execute, paced_query, pg_client, pg_connection, pg_execute,
-    spawn_app, spawn_app_with, unique_name, Backend, TestApp, MARIADB_HOST, MARIADB_PORT, PG_HOST,
-    PG_PORT,
+    mariadb_conn, mariadb_connection, mariadb_execute, paced_query, pg_client, pg_connection,
+    pg_execute, spawn_app, spawn_app_with, unique_name, Backend, TestApp, MARIADB_HOST,
+    MARIADB_PORT, PG_HOST, PG_PORT,
 };
 use crate::relay::Relay;
 
 /// `rows` generated rows (id, md5 text) on PostgreSQL.
 fn generated(rows: i64) -> String {
     format!("SELECT g AS id, md5(g::text) AS label FROM generate_series(1, {rows}) g")
-}
-
-async fn mariadb_conn() -> mysql_async::Conn {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(MARIADB_HOST)
-        .tcp_port(MARIADB_PORT)
-        .user(Some("root"))
-        .prefer_socket(false);
-    mysql_async::Conn::new(opts).await.unwrap()
 }
 
 /// Rows of a MariaDB table.

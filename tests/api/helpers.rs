@@ -139,17 +139,22 @@ pub async fn pg_column_types(
         .collect()
 }
 
-/// Run SQL on the machine's MariaDB (no default database).
-pub async fn mariadb_execute(sql: &str) {
-    use mysql_async::prelude::Queryable;
+/// A connection to the machine's MariaDB (no default database).
+pub async fn mariadb_conn() -> mysql_async::Conn {
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(MARIADB_HOST)
         .tcp_port(MARIADB_PORT)
         .user(Some(MARIADB_USER))
         .prefer_socket(false);
-    let mut conn = mysql_async::Conn::new(opts)
+    mysql_async::Conn::new(opts)
         .await
-        .expect("MariaDB on 127.0.0.1:3306 must be running (see README)");
+        .expect("MariaDB on 127.0.0.1:3306 must be running (see README)")
+}
+
+/// Run SQL on the machine's MariaDB (no default database).
+pub async fn mariadb_execute(sql: &str) {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mariadb_conn().await;
     conn.query_drop(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));

@@ -151,12 +151,7 @@ async fn read_back(place: &Place, table: &str, columns: &[&str]) -> Vec<Vec<Opti
                 .iter()
                 .map(|c| format!("CAST(`{}` AS CHAR)", c.replace('`', "``")))
                 .collect();
-            let opts = mysql_async::OptsBuilder::default()
-                .ip_or_hostname("127.0.0.1")
-                .tcp_port(3306)
-                .user(Some("root"))
-                .prefer_socket(false);
-            let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+            let mut conn = crate::helpers::mariadb_conn().await;
             let rows: Vec<mysql_async::Row> = conn
                 .query(format!(
                     "SELECT {} FROM `{}`.`{}` ORDER BY 1",

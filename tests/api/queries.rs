@@ -312,11 +312,7 @@ async fn cancel_stops_sleeping_queries_on_both_servers() {
         .get(0);
     assert_eq!(n, 0);
     use mysql_async::prelude::Queryable;
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .user(Some("root"))
-        .prefer_socket(false);
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+    let mut conn = crate::helpers::mariadb_conn().await;
     let sleeping: Vec<(u64,)> = conn
         .query("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(60)%'")
         .await

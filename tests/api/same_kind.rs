@@ -7,18 +7,9 @@ use mysql_async::Value as MyValue;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    mariadb_connection, mariadb_execute, pg_cells, pg_client, pg_column_types, pg_connection,
-    pg_execute, spawn_app, unique_name, TestApp, MARIADB_HOST, MARIADB_PORT,
+    mariadb_conn, mariadb_connection, mariadb_execute, pg_cells, pg_client, pg_column_types,
+    pg_connection, pg_execute, spawn_app, unique_name, TestApp,
 };
-
-async fn mariadb_conn() -> mysql_async::Conn {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(MARIADB_HOST)
-        .tcp_port(MARIADB_PORT)
-        .user(Some("root"))
-        .prefer_socket(false);
-    mysql_async::Conn::new(opts).await.unwrap()
-}
 
 /// (name, COLUMN_TYPE, IS_NULLABLE) of a MariaDB table's columns.
 async fn mariadb_column_types(db: &str, table: &str) -> Vec<(String, String, String)> {
