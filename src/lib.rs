@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod codes;
 pub mod engine;
 pub mod jobs;
 pub mod provision;

@@ -146,6 +146,18 @@ pub fn document() -> &'static serde_json::Value {
             }
         }
         add_aliases(&mut doc);
+        // A failed job's `errorCode` is one of the code table's job codes.
+        let mut codes: Vec<serde_json::Value> = crate::codes::ErrorCode::job_codes()
+            .map(|c| c.code().into())
+            .collect();
+        codes.push(serde_json::Value::Null);
+        for schema in ["TransferView", "QueryView"] {
+            if let Some(field) = doc.pointer_mut(&format!(
+                "/components/schemas/{schema}/properties/errorCode"
+            )) {
+                field["enum"] = serde_json::Value::Array(codes.clone());
+            }
+        }
         doc
     })
 }

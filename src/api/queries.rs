@@ -43,8 +43,9 @@ pub struct QueryView {
     pub status: String,
     /// The database's own message (with the position when it gives one).
     pub error: Option<String>,
-    /// A stable word for the failure (status `error`): `source_failed`,
-    /// `statement_not_allowed`, `read_only`, `auth_failed`, `timeout`, …
+    /// Why it failed (status `error`), from the API's code table: `source_query_failed`,
+    /// `read_only`, `statement_not_allowed`, `auth_failed`, `timeout`, … (the schema lists
+    /// every one).
     pub error_code: Option<String>,
     pub columns: Vec<ColumnView>,
     /// Rows kept (live while running).

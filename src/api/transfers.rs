@@ -32,9 +32,9 @@ pub struct TransferView {
     pub status: String,
     /// What went wrong (status `error`), with the database's own message.
     pub error: Option<String>,
-    /// A stable word for the failure (status `error`): `source_failed`, `target_failed`,
-    /// `value_not_representable`, `schema_mismatch`, `commit_outcome_unknown`, `io_timeout`,
-    /// `auth_failed`, …
+    /// Why it failed (status `error`), from the API's code table: `source_query_failed`,
+    /// `target_rejected`, `value_out_of_range`, `schema_mismatch`, `commit_outcome_unknown`,
+    /// `io_timeout`, `auth_failed`, … (the schema lists every one).
     pub error_code: Option<String>,
     /// Rows written; live while running, the committed count once complete.
     pub rows_written: i64,

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
+
+use crate::codes::ErrorCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -169,16 +171,16 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// A stable word for the kind of failure.
-    pub fn code(&self) -> &'static str {
+    /// The kind of failure, in the code table's words.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Auth(_) => "auth_failed",
-            Self::HostNotFound(_) => "host_not_found",
-            Self::Refused(_) => "connection_refused",
-            Self::Timeout(_) => "timeout",
-            Self::Tls(_) => "tls_error",
-            Self::DatabaseNotFound(_) => "database_not_found",
-            Self::Other(_) => "connection_failed",
+            Self::Auth(_) => ErrorCode::AuthFailed,
+            Self::HostNotFound(_) => ErrorCode::HostNotFound,
+            Self::Refused(_) => ErrorCode::ConnectionRefused,
+            Self::Timeout(_) => ErrorCode::Timeout,
+            Self::Tls(_) => ErrorCode::TlsError,
+            Self::DatabaseNotFound(_) => ErrorCode::DatabaseNotFound,
+            Self::Other(_) => ErrorCode::ConnectionFailed,
         }
     }
 
@@ -245,24 +247,24 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// A stable word for the kind of failure, kept with the failed job as `errorCode`.
-    pub fn code(&self) -> &'static str {
+    /// The kind of failure, in the code table's words: the failed job's `errorCode`.
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::Connect(c) => c.code(),
-            Self::Source { .. } => "source_failed",
-            Self::Target { .. } => "target_failed",
-            Self::Value { .. } => "value_not_representable",
-            Self::Schema(_) => "schema_mismatch",
+            Self::Source { .. } => ErrorCode::SourceQueryFailed,
+            Self::Target { .. } => ErrorCode::TargetRejected,
+            Self::Value { .. } => ErrorCode::ValueOutOfRange,
+            Self::Schema(_) => ErrorCode::SchemaMismatch,
             Self::Refused {
                 read_only: true, ..
-            } => "read_only",
+            } => ErrorCode::ReadOnly,
             Self::Refused {
                 read_only: false, ..
-            } => "statement_not_allowed",
-            Self::CommitUnknown(_) => "commit_outcome_unknown",
-            Self::Stalled { .. } => "io_timeout",
-            Self::Cancelled => "cancelled",
-            Self::Internal(_) => "internal_error",
+            } => ErrorCode::StatementNotAllowed,
+            Self::CommitUnknown(_) => ErrorCode::CommitOutcomeUnknown,
+            Self::Stalled { .. } => ErrorCode::IoTimeout,
+            Self::Cancelled => ErrorCode::Cancelled,
+            Self::Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -352,7 +354,7 @@ pub async fn test_connection(spec: &ConnectSpec) -> TestResult {
             server_version: None,
             latency_ms,
             error: Some(e.to_string()),
-            error_code: Some(e.code().to_string()),
+            error_code: Some(e.code().code().to_string()),
         },
     }
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::events::JobEnd;
 use super::messages::{Finished, JobId};
 use super::{query, transfer, JobDeps};
+use crate::codes::ErrorCode;
 use crate::engine::batch::Progress;
 use crate::engine::query::QueryOutput;
 use crate::engine::EngineError;
@@ -31,8 +32,8 @@ pub enum Outcome {
 /// The final word on a job, as the store keeps it.
 pub struct Conclusion {
     pub status: &'static str,
-    /// (stable code, text) when the job failed.
-    pub error: Option<(String, String)>,
+    /// (code, text) when the job failed.
+    pub error: Option<(ErrorCode, String)>,
     /// Present when the job completed.
     pub done: Option<Outcome>,
     pub bytes_read: u64,
@@ -98,14 +99,11 @@ impl JobActor {
                 ctx.stop();
                 return;
             }
-            Outcome::Failed(e) => (ERROR, Some((e.code().to_string(), e.to_string())), None),
-            Outcome::Unrunnable(why) => (ERROR, Some(("job_unrunnable".to_string(), why)), None),
+            Outcome::Failed(e) => (ERROR, Some((e.code(), e.to_string())), None),
+            Outcome::Unrunnable(why) => (ERROR, Some((ErrorCode::ConnectionNotFound, why)), None),
             Outcome::Panicked(why) => (
                 ERROR,
-                Some((
-                    "internal_error".to_string(),
-                    format!("internal error: {why}"),
-                )),
+                Some((ErrorCode::InternalError, format!("internal error: {why}"))),
                 None,
             ),
         };
@@ -119,7 +117,9 @@ impl JobActor {
             return;
         }
         match &error {
-            Some((code, e)) => tracing::warn!(?job, status, code, error = %e, "Job ended."),
+            Some((code, e)) => {
+                tracing::warn!(?job, status, code = code.code(), error = %e, "Job ended.")
+            }
             None => tracing::info!(?job, status, "Job ended."),
         }
         let end = JobEnd {

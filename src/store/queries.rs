@@ -10,6 +10,7 @@ use sea_orm::{
 
 use super::transfers::{CANCELLED, QUEUED, RUNNING};
 use super::{order, JobFilter, ListParams, Store};
+use crate::codes::ErrorCode;
 
 pub type Query = query::Model;
 
@@ -18,7 +19,7 @@ pub type Query = query::Model;
 pub struct QueryEnd {
     pub status: &'static str,
     /// (code, text) for status `error`.
-    pub error: Option<(String, String)>,
+    pub error: Option<(ErrorCode, String)>,
     pub columns: serde_json::Value,
     pub row_count: u64,
     pub rows_affected: Option<u64>,
@@ -132,7 +133,7 @@ impl Store {
             .insert(&txn)
             .await?;
         }
-        let (code, error) = end.error.unzip();
+        let (code, error) = end.error.map(|(c, e)| (c.code(), e)).unzip();
         query::Entity::update_many()
             .col_expr(query::Column::Status, Expr::value(end.status))
             .col_expr(query::Column::Error, Expr::value(error))

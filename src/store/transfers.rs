@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use super::{order, JobFilter, ListParams, Store};
+use crate::codes::ErrorCode;
 
 pub type Transfer = transfer::Model;
 
@@ -155,11 +156,11 @@ impl Store {
         &self,
         id: i32,
         status: &str,
-        error: Option<(String, String)>,
+        error: Option<(ErrorCode, String)>,
         rows_written: u64,
         bytes_read: u64,
     ) -> Result<(), DbErr> {
-        let (code, error) = error.unzip();
+        let (code, error) = error.map(|(c, e)| (c.code(), e)).unzip();
         transfer::Entity::update_many()
             .col_expr(transfer::Column::Status, Expr::value(status))
             .col_expr(transfer::Column::Error, Expr::value(error))

@@ -279,3 +279,38 @@ async fn the_openapi_document_lists_the_alias_routes_marked_as_aliases_and_each_
         );
     }
 }
+
+#[actix_web::test]
+async fn the_openapi_document_lists_the_error_codes_a_failed_job_may_carry() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .anon(Method::GET, "/api/v1/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for schema in ["TransferView", "QueryView"] {
+        let codes = doc["components"]["schemas"][schema]["properties"]["errorCode"]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema}.errorCode has no enum"))
+            .clone();
+        for code in [
+            "source_query_failed",
+            "target_rejected",
+            "value_out_of_range",
+            "schema_mismatch",
+            "read_only",
+            "io_timeout",
+            "commit_outcome_unknown",
+            "auth_failed",
+            "connection_failed",
+            "internal_error",
+        ] {
+            assert!(codes.contains(&json!(code)), "{schema}: {code} missing");
+        }
+        // API-only codes are not job codes.
+        assert!(!codes.contains(&json!("unknown_field")), "{schema}");
+    }
+}
