@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod codes;
+pub mod domain;
 pub mod engine;
 pub mod jobs;
 pub mod provision;

@@ -175,7 +175,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     password_stdin,
                 },
         } => {
-            let username = sluice::api::users::validate_username(&username)
+            let username = sluice::domain::accounts::validate_username(&username)
                 .map_err(|e| anyhow::anyhow!(e.detail))?;
             let (password, generated) = if let Some(var) = password_env {
                 let value = std::env::var(&var)
@@ -191,7 +191,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 (secrets::generate_password(), true)
             };
-            sluice::api::users::validate_password(password.expose_secret())
+            sluice::domain::accounts::validate_password(password.expose_secret())
                 .map_err(|e| anyhow::anyhow!(e.detail))?;
             startup::install_crypto_provider();
             let store = startup::open_store(&settings).await?;

@@ -4,8 +4,8 @@
 use anyhow::{anyhow, bail, Context};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::api::connections::{merge, ConnectionInput, PortInput};
-use crate::api::users::{validate_password, validate_username};
+use crate::domain::accounts::{validate_password, validate_username};
+use crate::domain::connections::{merge, ConnectionInput, PortInput};
 use crate::secrets::{self, MasterKey};
 use crate::settings::Settings;
 use crate::store::users::UserChanges;

@@ -78,9 +78,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let limit = settings.server.body_limit_bytes;
         let app_state = state.clone();
+        // The request middleware's own handle on the metrics (it knows nothing of the api).
+        let http_metrics = web::Data::from(state.metrics.clone());
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(http_metrics.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(limit)

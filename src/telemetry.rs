@@ -149,8 +149,8 @@ pub async fn request_span(
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
     let recorder = req
-        .app_data::<crate::api::State>()
-        .map(|state| state.metrics.clone());
+        .app_data::<actix_web::web::Data<Metrics>>()
+        .map(|metrics| metrics.clone().into_inner());
     let span = tracing::info_span!(
         "request",
         method = %req.method(),

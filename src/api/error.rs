@@ -102,6 +102,18 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::domain::DomainError> for ApiError {
+    fn from(e: crate::domain::DomainError) -> Self {
+        if e.code == ErrorCode::InternalError {
+            return ApiError::internal(e.detail);
+        }
+        ApiError {
+            field: e.field,
+            ..ApiError::new(e.code, e.detail)
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         ApiError::internal(format!("metadata store: {e}"))

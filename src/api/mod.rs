@@ -17,7 +17,6 @@ pub mod users;
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Deserializer};
 
 use crate::secrets::MasterKey;
 use crate::settings::Settings;
@@ -89,15 +88,6 @@ pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     web::block(work).await.map_err(ApiError::internal)
-}
-
-/// For PATCH bodies: tells "absent" (`None`) from "null" (`Some(None)`).
-pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// 201 Created with a `Location` header and the created resource.

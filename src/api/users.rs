@@ -10,11 +10,9 @@ use super::auth::{Admin, Caller};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
 use super::{blocking, created, parse_id, resource, Body, State};
+use crate::domain::accounts::{validate_password, validate_username};
 use crate::secrets;
 use crate::store::users::{User, UserChanges, UserWriteError};
-
-pub const MIN_PASSWORD_LEN: usize = 8;
-const MAX_PASSWORD_LEN: usize = 1024;
 
 /// A user as the API shows it (never a password or hash).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -69,44 +67,6 @@ pub struct UpdateMe {
     /// The new password, at least 8 characters.
     #[schema(value_type = String, format = Password)]
     pub password: SecretString,
-}
-
-/// Check a username; returns it trimmed.
-pub fn validate_username(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 64 {
-        return Err(ApiError::validation(
-            "username",
-            "username must be 1 to 64 characters",
-        ));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
-    {
-        return Err(ApiError::validation(
-            "username",
-            "username may hold letters, digits and _ - . @ only",
-        ));
-    }
-    Ok(name.to_string())
-}
-
-pub fn validate_password(password: &str) -> Result<(), ApiError> {
-    let chars = password.chars().count();
-    if chars < MIN_PASSWORD_LEN {
-        return Err(ApiError::validation(
-            "password",
-            format!("password must be at least {MIN_PASSWORD_LEN} characters"),
-        ));
-    }
-    if password.len() > MAX_PASSWORD_LEN {
-        return Err(ApiError::validation(
-            "password",
-            format!("password must be at most {MAX_PASSWORD_LEN} bytes"),
-        ));
-    }
-    Ok(())
 }
 
 /// Hash a password off the HTTP worker.

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::actor::{on_engine, Conclusion, Outcome};
 use super::JobDeps;
-use crate::api::connections::connect_spec;
+use crate::domain::connections::connect_spec;
 use crate::engine::batch::{Progress, TargetTable};
 use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
