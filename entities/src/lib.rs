@@ -2,6 +2,7 @@
 
 pub mod api_token;
 pub mod connection;
+pub mod job_status;
 pub mod query;
 pub mod query_result;
 pub mod transfer;

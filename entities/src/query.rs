@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+pub use crate::job_status::JobStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "queries")]
 pub struct Model {
@@ -10,8 +12,7 @@ pub struct Model {
     pub connection_id: i32,
     #[sea_orm(column_type = "Text")]
     pub query: String,
-    /// queued | running | complete | error | cancelled
-    pub status: String,
+    pub status: JobStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
     /// The result's columns (name, logical type, database type) as JSON.

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+pub use crate::job_status::JobStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "transfers")]
 pub struct Model {
@@ -14,8 +16,7 @@ pub struct Model {
     pub target_schema: Option<String>,
     pub target_table: String,
     pub overwrite: bool,
-    /// queued | running | complete | error | cancelled
-    pub status: String,
+    pub status: JobStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
     pub rows_written: i64,

@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Admin;
 use super::error::{ApiError, ErrorBody};
-use super::{queries, resource, transfers, State};
+use super::jobs::resource_json as job_json;
+use super::{resource, State};
 use crate::jobs::events::{Change, ProgressEvent, Subscription};
 use crate::jobs::JobId;
-use crate::store::transfers::{is_final, RUNNING};
+use crate::store::jobs::JobStatus;
 
 /// Progress events are at most this frequent, per job and stream.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -43,14 +44,6 @@ fn ticker(period: Duration) -> Interval {
     let mut ticker = interval_at(Instant::now() + period, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticker
-}
-
-/// The job as its GET answers it; `None` once deleted.
-async fn job_json(state: &State, job: JobId) -> Result<Option<Value>, ApiError> {
-    match job {
-        JobId::Transfer(id) => transfers::resource_json(state, id).await,
-        JobId::Query(id) => queries::resource_json(state, id).await,
-    }
 }
 
 fn status_of(job: &Value) -> &str {
@@ -112,7 +105,7 @@ impl JobStream {
                     Err(RecvError::Closed) => return None,
                 },
                 _ = self.progress.tick() => {
-                    if self.status == RUNNING {
+                    if self.status == JobStatus::Running.as_str() {
                         let live = self.state.progress.get(&self.job).map(|p| p.clone());
                         if let Some(progress) = live {
                             let event = ProgressEvent::read(self.job, &progress);
@@ -128,7 +121,7 @@ impl JobStream {
 
     fn status_frame(&mut self, job: Value) -> Bytes {
         self.status = status_of(&job).to_string();
-        self.done = is_final(&self.status);
+        self.done = JobStatus::parse(&self.status).is_some_and(JobStatus::is_final);
         frame("status", &job)
     }
 
@@ -199,7 +192,7 @@ impl Firehose {
                         match job_json(&self.state, event.job).await {
                             Ok(Some(job)) => {
                                 let data = json!({
-                                    "kind": event.job.kind(), "id": event.job.id(), "job": job,
+                                    "kind": event.job.kind().as_str(), "id": event.job.id(), "job": job,
                                 });
                                 return Some(frame(name, &data));
                             }

@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod jobs;
 pub mod openapi;
 pub mod pagination;
 pub mod queries;
@@ -138,58 +139,4 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Body<T
                 .map_err(|e| error::body_error(&e).into())
         })
     }
-}
-
-/// Cancel a job whose stored status is `status`: a queued one is marked `cancelled` at once
-/// (`cancel_queued`); a running one is signalled, then `current_status` is polled until the job
-/// has written its final status (it takes well under a second; at most 10 s are waited).
-pub async fn cancel_job<Q, QF, S, SF>(
-    state: &State,
-    job: crate::jobs::JobId,
-    status: &str,
-    cancel_queued: Q,
-    mut current_status: S,
-) -> Result<crate::jobs::messages::CancelOutcome, ApiError>
-where
-    Q: FnOnce() -> QF,
-    QF: std::future::Future<Output = Result<bool, sea_orm::DbErr>>,
-    S: FnMut() -> SF,
-    SF: std::future::Future<Output = Result<Option<String>, sea_orm::DbErr>>,
-{
-    use crate::jobs::messages::{Cancel, CancelOutcome};
-    let outcome = state
-        .jobs
-        .send(Cancel(job))
-        .await
-        .map_err(ApiError::internal)?;
-    match outcome {
-        CancelOutcome::Dequeued | CancelOutcome::NotActive => {
-            if (status == crate::store::transfers::QUEUED || outcome == CancelOutcome::Dequeued)
-                && cancel_queued().await?
-            {
-                state.events.finished(
-                    job,
-                    crate::jobs::events::JobEnd {
-                        status: crate::store::transfers::CANCELLED,
-                        rows: 0,
-                        bytes_read: 0,
-                        duration: None,
-                    },
-                );
-            }
-        }
-        CancelOutcome::Signalled => {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while std::time::Instant::now() < deadline {
-                match current_status().await? {
-                    Some(s) if !crate::store::transfers::is_final(&s) => {
-                        actix_web::rt::time::sleep(std::time::Duration::from_millis(25)).await
-                    }
-                    _ => break,
-                }
-            }
-        }
-    }
-    tracing::info!(?job, ?outcome, "Cancel requested.");
-    Ok(outcome)
 }

@@ -8,13 +8,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::jobs::{self, IdInput, JobResource, StatusQuery};
 use super::pagination::PageQuery;
-use super::transfers::{parse_connection, parse_statuses, IdInput, StatusQuery};
-use super::{cancel_job, parse_id, resource, Body, State};
+use super::{parse_id, resource, Body, State};
 use crate::jobs::messages::{JobId, Submit};
+use crate::store::jobs::{JobKind, JobStatus};
 use crate::store::queries::Query;
-use crate::store::transfers::{is_final, COMPLETE, RUNNING};
-use crate::store::JobFilter;
+use crate::store::{JobFilter, ListParams};
 
 /// A result column.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -40,7 +40,8 @@ pub struct QueryView {
     pub connection_name: Option<String>,
     pub query: String,
     /// `queued`, `running`, `complete`, `error` or `cancelled`.
-    pub status: String,
+    #[schema(value_type = String, example = "complete")]
+    pub status: JobStatus,
     /// The database's own message (with the position when it gives one).
     pub error: Option<String>,
     /// Why it failed (status `error`), from the API's code table: `source_query_failed`,
@@ -65,7 +66,7 @@ pub struct QueryView {
 
 fn view(state: &State, q: Query) -> QueryView {
     let mut row_count = q.row_count;
-    if q.status == RUNNING {
+    if q.status == JobStatus::Running {
         if let Some(progress) = state.progress.get(&JobId::Query(q.id)) {
             row_count = progress.rows_written() as i64;
         }
@@ -115,20 +116,6 @@ pub struct CreateQuery {
     pub query: Option<String>,
 }
 
-fn not_found(id: i32) -> ApiError {
-    ApiError::new(
-        ErrorCode::QueryNotFound,
-        format!("query {id} does not exist"),
-    )
-}
-
-async fn visible(state: &State, caller: &Caller, id: i32) -> Result<Query, ApiError> {
-    match state.store.get_query(id).await? {
-        Some(q) if caller.admin || q.created_by == caller.id => Ok(q),
-        _ => Err(not_found(id)),
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/queries", tag = "queries",
     request_body = CreateQuery,
     responses((status = 202, description = "Queued", body = QueryView, headers(("Location" = String))),
@@ -170,6 +157,42 @@ pub async fn create_query(
         .json(view(&state, query)))
 }
 
+/// Queries as a kind of job.
+pub struct Queries;
+
+impl JobResource for Queries {
+    type Row = Query;
+    type View = QueryView;
+    const KIND: JobKind = JobKind::Query;
+    const NOT_FOUND: ErrorCode = ErrorCode::QueryNotFound;
+    const FINISHED: ErrorCode = ErrorCode::QueryFinished;
+    const ACTIVE: ErrorCode = ErrorCode::QueryActive;
+
+    async fn load(state: &State, id: i32) -> Result<Option<Query>, sea_orm::DbErr> {
+        state.store.get_query(id).await
+    }
+
+    async fn list(
+        state: &State,
+        filter: &JobFilter,
+        params: &ListParams,
+    ) -> Result<(Vec<Query>, u64), sea_orm::DbErr> {
+        state.store.list_queries(filter, params).await
+    }
+
+    fn owner(row: &Query) -> i32 {
+        row.created_by
+    }
+
+    fn status(row: &Query) -> JobStatus {
+        row.status
+    }
+
+    fn view(state: &State, row: Query) -> QueryView {
+        view(state, row)
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/queries", tag = "queries",
     params(PageQuery, StatusQuery),
     responses((status = 200, body = [QueryView], headers(("X-Total-Count" = u64), ("Link" = String))),
@@ -181,15 +204,7 @@ pub async fn list_queries(
     page: web::Query<PageQuery>,
     status: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = page.validate()?;
-    let filter = JobFilter {
-        owner: (!caller.admin).then_some(caller.id),
-        statuses: parse_statuses(status.status.as_deref())?,
-        connection: parse_connection(status.connection.as_deref())?,
-    };
-    let (rows, total) = state.store.list_queries(&filter, &page.params()).await?;
-    let items: Vec<QueryView> = rows.into_iter().map(|q| view(&state, q)).collect();
-    Ok(page.respond(&req, items, total))
+    jobs::list::<Queries>(state, caller, req, page, status).await
 }
 
 #[utoipa::path(get, path = "/api/v1/queries/{id}", tag = "queries",
@@ -201,8 +216,7 @@ pub async fn get_query(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<web::Json<QueryView>, ApiError> {
-    let id = parse_id(&path)?;
-    Ok(web::Json(view(&state, visible(&state, &caller, id).await?)))
+    jobs::get::<Queries>(state, caller, path).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -302,9 +316,9 @@ pub async fn get_result(
         RESULT_PAGE_SIZE,
         RESULT_MAX_PAGE_SIZE,
     )?;
-    let query = visible(&state, &caller, id).await?;
+    let query = jobs::visible::<Queries>(&state, &caller, id).await?;
     let unavailable = |why: String| ApiError::new(ErrorCode::ResultNotAvailable, why);
-    if query.status != COMPLETE {
+    if query.status != JobStatus::Complete {
         return Err(unavailable(format!(
             "query {id} is {}; a result exists once it is complete",
             query.status
@@ -373,19 +387,6 @@ pub async fn get_result(
         .json(body))
 }
 
-/// A query as `GET /queries/{id}` answers it (live events read it again on each change).
-pub(crate) async fn resource_json(
-    state: &State,
-    id: i32,
-) -> Result<Option<serde_json::Value>, ApiError> {
-    match state.store.get_query(id).await? {
-        Some(q) => Ok(Some(
-            serde_json::to_value(view(state, q)).map_err(ApiError::internal)?,
-        )),
-        None => Ok(None),
-    }
-}
-
 #[utoipa::path(get, path = "/api/v1/queries/{id}/events", tag = "queries",
     description = "Server-Sent Events of one query, as for transfers: `status` first and on every change, `progress` (rowsWritten = rows received so far) at most every 500 ms while running; the stream ends after a final status.",
     params(("id" = i32, Path)),
@@ -396,17 +397,7 @@ pub async fn query_events(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    // Subscribed before reading, so that no change falls between the two.
-    let events = state.events.subscribe();
-    let query = visible(&state, &caller, id).await?;
-    let first = serde_json::to_value(view(&state, query)).map_err(ApiError::internal)?;
-    Ok(super::events::job_stream(
-        state.clone(),
-        JobId::Query(id),
-        events,
-        first,
-    ))
+    jobs::events::<Queries>(state, caller, path).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/cancel-query/{id}", tag = "queries",
@@ -419,28 +410,7 @@ pub async fn cancel_query(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<web::Json<QueryView>, ApiError> {
-    let id = parse_id(&path)?;
-    let query = visible(&state, &caller, id).await?;
-    if is_final(&query.status) {
-        return Err(ApiError::new(
-            ErrorCode::QueryFinished,
-            format!("query {id} is already {}", query.status),
-        ));
-    }
-    cancel_job(
-        &state,
-        JobId::Query(id),
-        &query.status,
-        || state.store.cancel_queued_query(id),
-        || async { Ok(state.store.get_query(id).await?.map(|q| q.status)) },
-    )
-    .await?;
-    let query = state
-        .store
-        .get_query(id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    Ok(web::Json(view(&state, query)))
+    jobs::cancel::<Queries>(state, caller, path).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/queries/{id}", tag = "queries",
@@ -453,19 +423,7 @@ pub async fn delete_query(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    let query = visible(&state, &caller, id).await?;
-    if !is_final(&query.status) {
-        return Err(ApiError::new(
-            ErrorCode::QueryActive,
-            format!(
-                "query {id} is {}; cancel it before deleting it",
-                query.status
-            ),
-        ));
-    }
-    state.store.delete_query(id).await?;
-    Ok(HttpResponse::NoContent().finish())
+    jobs::delete::<Queries>(state, caller, path).await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

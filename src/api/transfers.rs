@@ -4,14 +4,17 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::jobs::{self, IdInput, JobResource, StatusQuery};
 use super::pagination::PageQuery;
-use super::{cancel_job, parse_id, resource, Body, State};
+use super::{resource, Body, State};
 use crate::jobs::messages::{JobId, Submit};
-use crate::store::transfers::{is_final, NewTransfer, Transfer, RUNNING, STATUSES};
+use crate::store::jobs::{JobKind, JobStatus};
+use crate::store::transfers::{NewTransfer, Transfer};
+use crate::store::{JobFilter, ListParams};
 
 /// A transfer as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -28,8 +31,8 @@ pub struct TransferView {
     pub target_table: String,
     pub overwrite: bool,
     /// `queued`, `running`, `complete`, `error` or `cancelled`.
-    #[schema(example = "running")]
-    pub status: String,
+    #[schema(value_type = String, example = "running")]
+    pub status: JobStatus,
     /// What went wrong (status `error`), with the database's own message.
     pub error: Option<String>,
     /// Why it failed (status `error`), from the API's code table: `source_query_failed`,
@@ -53,7 +56,7 @@ pub struct TransferView {
 
 fn view(state: &State, t: Transfer) -> TransferView {
     let (mut rows_written, mut bytes_read) = (t.rows_written, t.bytes_read);
-    if t.status == RUNNING {
+    if t.status == JobStatus::Running {
         if let Some(progress) = state.progress.get(&JobId::Transfer(t.id)) {
             rows_written = progress.rows_written() as i64;
             bytes_read = progress.bytes_read() as i64;
@@ -81,26 +84,6 @@ fn view(state: &State, t: Transfer) -> TransferView {
         stopped_at: t.stopped_at,
         partition_column: t.partition_column,
         partitions: t.partitions,
-    }
-}
-
-/// A connection id given as a number or as text.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum IdInput {
-    Number(i64),
-    Text(String),
-}
-
-impl IdInput {
-    pub fn parse(&self, field: &str) -> Result<i32, ApiError> {
-        let n = match self {
-            IdInput::Number(n) => Some(*n),
-            IdInput::Text(t) => t.trim().parse::<i64>().ok(),
-        };
-        n.and_then(|n| i32::try_from(n).ok())
-            .filter(|n| *n > 0)
-            .ok_or_else(|| ApiError::validation(field, format!("{field} must be a connection id")))
     }
 }
 
@@ -179,21 +162,6 @@ fn partitioning(
                 "partitionColumn needs partitions: how many ranges to read in parallel",
             )
         }),
-    }
-}
-
-fn not_found(id: i32) -> ApiError {
-    ApiError::new(
-        ErrorCode::TransferNotFound,
-        format!("transfer {id} does not exist"),
-    )
-}
-
-/// The transfer if the caller may see it (its own, or any for an admin).
-async fn visible(state: &State, caller: &Caller, id: i32) -> Result<Transfer, ApiError> {
-    match state.store.get_transfer(id).await? {
-        Some(t) if caller.admin || t.created_by == caller.id => Ok(t),
-        _ => Err(not_found(id)),
     }
 }
 
@@ -289,53 +257,40 @@ pub async fn create_transfer(
         .json(view(&state, transfer)))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct StatusQuery {
-    /// Only these statuses, comma-separated (e.g. `running,queued`).
-    pub status: Option<String>,
-    /// Only jobs on this connection (a transfer's source or target; a query's connection).
-    #[param(value_type = Option<i32>)]
-    pub connection: Option<String>,
-}
+/// Transfers as a kind of job.
+pub struct Transfers;
 
-/// Parse `connection=<id>`.
-pub fn parse_connection(raw: Option<&str>) -> Result<Option<i32>, ApiError> {
-    let Some(raw) = raw else {
-        return Ok(None);
-    };
-    raw.trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|id| *id > 0)
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidQueryParameter,
-                format!("`connection` must be a connection id (a positive integer); not {raw:?}"),
-            )
-        })
-}
+impl JobResource for Transfers {
+    type Row = Transfer;
+    type View = TransferView;
+    const KIND: JobKind = JobKind::Transfer;
+    const NOT_FOUND: ErrorCode = ErrorCode::TransferNotFound;
+    const FINISHED: ErrorCode = ErrorCode::TransferFinished;
+    const ACTIVE: ErrorCode = ErrorCode::TransferActive;
 
-/// Parse `status=running,queued`.
-pub fn parse_statuses(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
-    let Some(raw) = raw else {
-        return Ok(Vec::new());
-    };
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            if STATUSES.contains(&s) {
-                Ok(s.to_string())
-            } else {
-                Err(ApiError::new(
-                    ErrorCode::InvalidQueryParameter,
-                    format!("`status` values are {}; not {s:?}", STATUSES.join(", ")),
-                ))
-            }
-        })
-        .collect()
+    async fn load(state: &State, id: i32) -> Result<Option<Transfer>, sea_orm::DbErr> {
+        state.store.get_transfer(id).await
+    }
+
+    async fn list(
+        state: &State,
+        filter: &JobFilter,
+        params: &ListParams,
+    ) -> Result<(Vec<Transfer>, u64), sea_orm::DbErr> {
+        state.store.list_transfers(filter, params).await
+    }
+
+    fn owner(row: &Transfer) -> i32 {
+        row.created_by
+    }
+
+    fn status(row: &Transfer) -> JobStatus {
+        row.status
+    }
+
+    fn view(state: &State, row: Transfer) -> TransferView {
+        view(state, row)
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/transfers", tag = "transfers",
@@ -350,15 +305,7 @@ pub async fn list_transfers(
     page: web::Query<PageQuery>,
     status: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = page.validate()?;
-    let filter = crate::store::JobFilter {
-        owner: (!caller.admin).then_some(caller.id),
-        statuses: parse_statuses(status.status.as_deref())?,
-        connection: parse_connection(status.connection.as_deref())?,
-    };
-    let (rows, total) = state.store.list_transfers(&filter, &page.params()).await?;
-    let items: Vec<TransferView> = rows.into_iter().map(|t| view(&state, t)).collect();
-    Ok(page.respond(&req, items, total))
+    jobs::list::<Transfers>(state, caller, req, page, status).await
 }
 
 #[utoipa::path(get, path = "/api/v1/transfers/{id}", tag = "transfers",
@@ -370,22 +317,7 @@ pub async fn get_transfer(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<web::Json<TransferView>, ApiError> {
-    let id = parse_id(&path)?;
-    let transfer = visible(&state, &caller, id).await?;
-    Ok(web::Json(view(&state, transfer)))
-}
-
-/// A transfer as `GET /transfers/{id}` answers it (live events read it again on each change).
-pub(crate) async fn resource_json(
-    state: &State,
-    id: i32,
-) -> Result<Option<serde_json::Value>, ApiError> {
-    match state.store.get_transfer(id).await? {
-        Some(t) => Ok(Some(
-            serde_json::to_value(view(state, t)).map_err(ApiError::internal)?,
-        )),
-        None => Ok(None),
-    }
+    jobs::get::<Transfers>(state, caller, path).await
 }
 
 #[utoipa::path(get, path = "/api/v1/transfers/{id}/events", tag = "transfers",
@@ -398,17 +330,7 @@ pub async fn transfer_events(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    // Subscribed before reading, so that no change falls between the two.
-    let events = state.events.subscribe();
-    let transfer = visible(&state, &caller, id).await?;
-    let first = serde_json::to_value(view(&state, transfer)).map_err(ApiError::internal)?;
-    Ok(super::events::job_stream(
-        state.clone(),
-        JobId::Transfer(id),
-        events,
-        first,
-    ))
+    jobs::events::<Transfers>(state, caller, path).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/cancel-transfer/{id}", tag = "transfers",
@@ -421,28 +343,7 @@ pub async fn cancel_transfer(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<web::Json<TransferView>, ApiError> {
-    let id = parse_id(&path)?;
-    let transfer = visible(&state, &caller, id).await?;
-    if is_final(&transfer.status) {
-        return Err(ApiError::new(
-            ErrorCode::TransferFinished,
-            format!("transfer {id} is already {}", transfer.status),
-        ));
-    }
-    cancel_job(
-        &state,
-        JobId::Transfer(id),
-        &transfer.status,
-        || state.store.cancel_queued_transfer(id),
-        || async { Ok(state.store.get_transfer(id).await?.map(|t| t.status)) },
-    )
-    .await?;
-    let transfer = state
-        .store
-        .get_transfer(id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    Ok(web::Json(view(&state, transfer)))
+    jobs::cancel::<Transfers>(state, caller, path).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/transfers/{id}", tag = "transfers",
@@ -455,19 +356,7 @@ pub async fn delete_transfer(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    let transfer = visible(&state, &caller, id).await?;
-    if !is_final(&transfer.status) {
-        return Err(ApiError::new(
-            ErrorCode::TransferActive,
-            format!(
-                "transfer {id} is {}; cancel it before deleting it",
-                transfer.status
-            ),
-        ));
-    }
-    state.store.delete_transfer(id).await?;
-    Ok(HttpResponse::NoContent().finish())
+    jobs::delete::<Transfers>(state, caller, path).await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -3,7 +3,6 @@
 //! actor so that the supervisor restarts it (after a back-off) for another attempt, up to
 //! `jobs.max_retries`; anything else ends the job with its final status.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,32 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::JobEnd;
 use super::messages::{Finished, JobId};
-use super::{query, transfer, JobDeps};
+use super::outcome::{runner, Conclusion, Outcome};
+use super::JobDeps;
 use crate::codes::ErrorCode;
 use crate::engine::batch::Progress;
-use crate::engine::query::QueryOutput;
 use crate::engine::EngineError;
-use crate::store::transfers::{CANCELLED, COMPLETE, ERROR};
-
-/// How an attempt ended.
-pub enum Outcome {
-    Transferred(u64),
-    Queried(QueryOutput),
-    Failed(EngineError),
-    /// The job's row or connections are gone or unreadable.
-    Unrunnable(String),
-    Panicked(String),
-}
-
-/// The final word on a job, as the store keeps it.
-pub struct Conclusion {
-    pub status: &'static str,
-    /// (code, text) when the job failed.
-    pub error: Option<(ErrorCode, String)>,
-    /// Present when the job completed.
-    pub done: Option<Outcome>,
-    pub bytes_read: u64,
-}
+use crate::store::jobs::JobStatus;
 
 pub struct JobActor {
     job: JobId,
@@ -78,10 +57,7 @@ impl JobActor {
         let deps = self.deps.clone();
         let cancel = self.cancel.clone();
         let progress = self.progress.clone();
-        let work: std::pin::Pin<Box<dyn Future<Output = Outcome>>> = match job {
-            JobId::Transfer(id) => Box::pin(transfer::attempt(id, deps, cancel, progress)),
-            JobId::Query(id) => Box::pin(query::attempt(id, deps, cancel, progress)),
-        };
+        let work = runner(job.kind()).attempt(job.id(), deps, cancel, progress);
         ctx.spawn(
             work.into_actor(self)
                 .map(|outcome, act, ctx| act.conclude(outcome, ctx)),
@@ -90,8 +66,10 @@ impl JobActor {
 
     fn conclude(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
         let (status, error, done) = match outcome {
-            done @ (Outcome::Transferred(_) | Outcome::Queried(_)) => (COMPLETE, None, Some(done)),
-            Outcome::Failed(EngineError::Cancelled) => (CANCELLED, None, None),
+            done @ (Outcome::Transferred(_) | Outcome::Queried(_)) => {
+                (JobStatus::Complete, None, Some(done))
+            }
+            Outcome::Failed(EngineError::Cancelled) => (JobStatus::Cancelled, None, None),
             Outcome::Failed(e) if e.is_transient() && self.retries_left > 0 => {
                 self.retries_left -= 1;
                 tracing::warn!(job = ?self.job, error = %e, "Transient failure; restarting the job.");
@@ -99,10 +77,14 @@ impl JobActor {
                 ctx.stop();
                 return;
             }
-            Outcome::Failed(e) => (ERROR, Some((e.code(), e.to_string())), None),
-            Outcome::Unrunnable(why) => (ERROR, Some((ErrorCode::ConnectionNotFound, why)), None),
+            Outcome::Failed(e) => (JobStatus::Error, Some((e.code(), e.to_string())), None),
+            Outcome::Unrunnable(why) => (
+                JobStatus::Error,
+                Some((ErrorCode::ConnectionNotFound, why)),
+                None,
+            ),
             Outcome::Panicked(why) => (
-                ERROR,
+                JobStatus::Error,
                 Some((ErrorCode::InternalError, format!("internal error: {why}"))),
                 None,
             ),
@@ -110,7 +92,7 @@ impl JobActor {
         self.finished = true;
         let job = self.job;
         let registry = self.registry.clone();
-        if status == CANCELLED && self.deps.is_shutting_down() {
+        if status == JobStatus::Cancelled && self.deps.is_shutting_down() {
             // Left `running` in the store: the next start resumes it.
             tracing::info!(?job, "Job interrupted by shutdown.");
             registry.do_send(Finished(job));
@@ -118,9 +100,9 @@ impl JobActor {
         }
         match &error {
             Some((code, e)) => {
-                tracing::warn!(?job, status, code = code.code(), error = %e, "Job ended.")
+                tracing::warn!(?job, %status, code = code.code(), error = %e, "Job ended.")
             }
-            None => tracing::info!(?job, status, "Job ended."),
+            None => tracing::info!(?job, %status, "Job ended."),
         }
         let end = JobEnd {
             status,
@@ -141,10 +123,7 @@ impl JobActor {
         let deps = self.deps.clone();
         ctx.spawn(
             async move {
-                let saved = match job {
-                    JobId::Transfer(id) => transfer::save(id, &deps, conclusion).await,
-                    JobId::Query(id) => query::save(id, &deps, conclusion).await,
-                };
+                let saved = runner(job.kind()).save(job.id(), &deps, conclusion).await;
                 if let Err(e) = saved {
                     tracing::error!(?job, error = %e, "Could not save the final status.");
                 }
@@ -183,43 +162,5 @@ impl Supervised for JobActor {
         self.progress.reset();
         self.delay = Some(delay);
         tracing::info!(job = ?self.job, ?delay, "Restarting the job.");
-    }
-}
-
-/// Run a job's engine work on the engine runtime, calling `tick` every second while it runs
-/// (to save progress). A panic in the work becomes `Outcome::Panicked`.
-pub async fn on_engine<T, F, Tick, TickFut>(
-    work: F,
-    span: tracing::Span,
-    mut tick: Tick,
-) -> Result<Result<T, EngineError>, String>
-where
-    T: Send + 'static,
-    F: Future<Output = Result<T, EngineError>> + Send + 'static,
-    Tick: FnMut() -> TickFut,
-    TickFut: Future<Output = ()>,
-{
-    let mut handle = super::engine_runtime().spawn(tracing::Instrument::instrument(work, span));
-    let mut every_second = tokio::time::interval(Duration::from_secs(1));
-    every_second.tick().await;
-    loop {
-        tokio::select! {
-            joined = &mut handle => {
-                return match joined {
-                    Ok(result) => Ok(result),
-                    Err(e) if e.is_panic() => {
-                        let payload = e.into_panic();
-                        let text = payload
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "unknown cause".into());
-                        Err(format!("the job panicked: {text}"))
-                    }
-                    Err(e) => Err(format!("the job was aborted: {e}")),
-                };
-            }
-            _ = every_second.tick() => tick().await,
-        }
     }
 }

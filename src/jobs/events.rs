@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::JobId;
 use crate::engine::batch::Progress;
+use crate::store::jobs::{JobKind, JobStatus};
 use crate::telemetry::{names, Metrics};
 
 /// Status changes a subscriber may fall behind by before it is told it lagged.
@@ -42,28 +43,12 @@ pub struct JobEvent {
 /// How a job ended, for the metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct JobEnd {
-    pub status: &'static str,
+    pub status: JobStatus,
     /// Rows committed (transfer) or kept (query).
     pub rows: u64,
     pub bytes_read: u64,
     /// Run time; `None` for a job cancelled before it started.
     pub duration: Option<Duration>,
-}
-
-impl JobId {
-    /// `transfer` or `query`, as events and metric labels name the kind.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            JobId::Transfer(_) => "transfer",
-            JobId::Query(_) => "query",
-        }
-    }
-
-    pub fn id(&self) -> i32 {
-        match self {
-            JobId::Transfer(id) | JobId::Query(id) => *id,
-        }
-    }
 }
 
 /// The hub: one per application, shared by the registry, the job actors and the API.
@@ -92,14 +77,14 @@ impl JobEvents {
 
     /// Announce a job's end (its final status is already stored) and count it.
     pub fn finished(&self, job: JobId, end: JobEnd) {
-        let kind = job.kind();
+        let kind = job.kind().as_str();
+        let status = end.status.as_str();
         self.metrics.record(|| {
-            metrics::counter!(names::JOBS_TOTAL, "kind" => kind, "status" => end.status)
-                .increment(1);
+            metrics::counter!(names::JOBS_TOTAL, "kind" => kind, "status" => status).increment(1);
             metrics::counter!(names::ROWS_WRITTEN_TOTAL, "kind" => kind).increment(end.rows);
             metrics::counter!(names::BYTES_READ_TOTAL, "kind" => kind).increment(end.bytes_read);
             if let Some(duration) = end.duration {
-                metrics::histogram!(names::JOB_DURATION_SECONDS, "kind" => kind, "status" => end.status)
+                metrics::histogram!(names::JOB_DURATION_SECONDS, "kind" => kind, "status" => status)
                     .record(duration.as_secs_f64());
             }
         });
@@ -109,7 +94,8 @@ impl JobEvents {
     /// Set the gauges of jobs running and queued, by kind.
     pub fn load(&self, running: [usize; 2], queued: [usize; 2]) {
         self.metrics.record(|| {
-            for (i, kind) in ["transfer", "query"].into_iter().enumerate() {
+            for (i, kind) in JobKind::ALL.into_iter().enumerate() {
+                let kind = kind.as_str();
                 metrics::gauge!(names::JOBS_RUNNING, "kind" => kind).set(running[i] as f64);
                 metrics::gauge!(names::JOBS_QUEUED, "kind" => kind).set(queued[i] as f64);
             }
@@ -194,7 +180,7 @@ impl ProgressEvent {
         let rows = progress.rows_written();
         let seconds = elapsed.as_secs_f64();
         Self {
-            kind: job.kind(),
+            kind: job.kind().as_str(),
             id: job.id(),
             rows_written: rows,
             bytes_read: progress.bytes_read(),

@@ -2,12 +2,7 @@
 
 use actix::Message;
 
-/// A job, by kind and id in its table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JobId {
-    Transfer(i32),
-    Query(i32),
-}
+pub use crate::store::jobs::JobId;
 
 /// Queue a job that the store holds as `queued`; it starts when a slot is free.
 #[derive(Debug, Message)]

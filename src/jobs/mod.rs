@@ -5,6 +5,7 @@
 pub mod actor;
 pub mod events;
 pub mod messages;
+pub mod outcome;
 pub mod progress;
 pub mod query;
 pub mod registry;

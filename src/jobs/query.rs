@@ -5,15 +5,42 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::actor::{on_engine, Conclusion, Outcome};
-use super::transfer::load_connection;
-use super::JobDeps;
+use futures_util::future::LocalBoxFuture;
+use futures_util::FutureExt;
+
+use super::outcome::{
+    begin, load_connection, on_engine, store_failed, Conclusion, JobRunner, Outcome,
+};
+use super::{JobDeps, JobId};
 use crate::engine::batch::Progress;
 use crate::engine::query::{run_query, QueryLimits};
-use crate::engine::EngineError;
 use crate::store::queries::QueryEnd;
 
-pub(crate) async fn attempt(
+/// Queries as a kind of job.
+pub struct QueryJob;
+
+impl JobRunner for QueryJob {
+    fn attempt(
+        &self,
+        id: i32,
+        deps: JobDeps,
+        cancel: CancellationToken,
+        progress: Arc<Progress>,
+    ) -> LocalBoxFuture<'static, Outcome> {
+        attempt(id, deps, cancel, progress).boxed_local()
+    }
+
+    fn save<'a>(
+        &self,
+        id: i32,
+        deps: &'a JobDeps,
+        end: Conclusion,
+    ) -> LocalBoxFuture<'a, Result<(), sea_orm::DbErr>> {
+        save(id, deps, end).boxed_local()
+    }
+}
+
+async fn attempt(
     id: i32,
     deps: JobDeps,
     cancel: CancellationToken,
@@ -22,17 +49,12 @@ pub(crate) async fn attempt(
     let query = match deps.store.get_query(id).await {
         Ok(Some(q)) => q,
         Ok(None) => return Outcome::Unrunnable(format!("query {id} no longer exists")),
-        Err(e) => return Outcome::Failed(EngineError::Internal(format!("metadata store: {e}"))),
+        Err(e) => return store_failed(e),
     };
-    if cancel.is_cancelled() {
-        return Outcome::Failed(EngineError::Cancelled);
-    }
-    let attempts = query.attempts + 1;
-    if let Err(e) = deps.store.mark_query_running(id, attempts).await {
-        return Outcome::Failed(EngineError::Internal(format!("metadata store: {e}")));
-    }
-    deps.events
-        .publish(super::JobId::Query(id), super::events::Change::Started);
+    let attempts = match begin(&deps, JobId::Query(id), query.attempts, &cancel).await {
+        Ok(attempts) => attempts,
+        Err(outcome) => return outcome,
+    };
     let mut spec = match load_connection(&deps, query.connection_id, "the").await {
         Ok(s) => s,
         Err(why) => return Outcome::Unrunnable(why),
@@ -41,7 +63,7 @@ pub(crate) async fn attempt(
     // not when queued: a user demoted meanwhile is held to it.
     spec.read_only = match deps.store.get_user(query.created_by).await {
         Ok(user) => !user.is_some_and(|u| u.admin),
-        Err(e) => return Outcome::Failed(EngineError::Internal(format!("metadata store: {e}"))),
+        Err(e) => return store_failed(e),
     };
     let limits = QueryLimits {
         max_rows: deps.settings.queries.max_rows,
@@ -64,7 +86,7 @@ pub(crate) async fn attempt(
     }
 }
 
-pub(crate) async fn save(id: i32, deps: &JobDeps, end: Conclusion) -> Result<(), sea_orm::DbErr> {
+async fn save(id: i32, deps: &JobDeps, end: Conclusion) -> Result<(), sea_orm::DbErr> {
     let mut record = QueryEnd {
         status: end.status,
         error: end.error,

@@ -14,6 +14,7 @@ use super::events::Change;
 use super::messages::{Cancel, CancelOutcome, Finished, GetLoad, JobId, Load, Shutdown, Submit};
 use super::JobDeps;
 use crate::engine::batch::Progress;
+use crate::store::jobs::JobKind;
 
 struct Running {
     /// Kept so that the supervisor may restart the actor; dropped when the job ends.
@@ -48,9 +49,9 @@ impl JobRegistry {
 
     /// Jobs running and queued, by kind (transfer, query), to the gauges.
     fn report_load(&self) {
-        let slot = |job: &JobId| match job {
-            JobId::Transfer(_) => 0,
-            JobId::Query(_) => 1,
+        let slot = |job: &JobId| match job.kind() {
+            JobKind::Transfer => 0,
+            JobKind::Query => 1,
         };
         let (mut running, mut queued) = ([0; 2], [0; 2]);
         self.running.keys().for_each(|j| running[slot(j)] += 1);
@@ -100,30 +101,20 @@ impl Actor for JobRegistry {
     fn started(&mut self, ctx: &mut Self::Context) {
         let store = self.deps.store.clone();
         ctx.wait(
-            async move {
-                let transfers = store.transfers_to_resume().await?;
-                let queries = store.queries_to_resume().await?;
-                let mut jobs: Vec<(chrono::DateTime<chrono::Utc>, JobId)> = transfers
-                    .iter()
-                    .map(|t| (t.created_at, JobId::Transfer(t.id)))
-                    .chain(queries.iter().map(|q| (q.created_at, JobId::Query(q.id))))
-                    .collect();
-                jobs.sort_by_key(|(at, _)| *at);
-                Ok::<_, sea_orm::DbErr>(jobs)
-            }
-            .into_actor(self)
-            .map(|result, act, ctx| match result {
-                Ok(jobs) => {
-                    if !jobs.is_empty() {
-                        tracing::info!(jobs = jobs.len(), "Resuming unfinished jobs.");
+            async move { store.jobs_to_resume().await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(jobs) => {
+                        if !jobs.is_empty() {
+                            tracing::info!(jobs = jobs.len(), "Resuming unfinished jobs.");
+                        }
+                        for job in jobs {
+                            act.enqueue(job);
+                        }
+                        act.try_start(ctx);
                     }
-                    for (_, job) in jobs {
-                        act.enqueue(job);
-                    }
-                    act.try_start(ctx);
-                }
-                Err(e) => tracing::error!(error = %e, "Could not read unfinished jobs."),
-            }),
+                    Err(e) => tracing::error!(error = %e, "Could not read unfinished jobs."),
+                }),
         );
     }
 

@@ -5,31 +5,42 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::actor::{on_engine, Conclusion, Outcome};
-use super::JobDeps;
-use crate::domain::connections::connect_spec;
+use futures_util::future::LocalBoxFuture;
+use futures_util::FutureExt;
+
+use super::outcome::{
+    begin, load_connection, on_engine, store_failed, Conclusion, JobRunner, Outcome,
+};
+use super::{JobDeps, JobId};
 use crate::engine::batch::{Progress, TargetTable};
 use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
-use crate::engine::{ConnectSpec, EngineError};
 
-/// The engine's view of a stored connection, or why it cannot be had.
-pub(crate) async fn load_connection(
-    deps: &JobDeps,
-    connection_id: i32,
-    role: &str,
-) -> Result<ConnectSpec, String> {
-    let timeouts = deps.settings.engine.timeouts();
-    let connection = deps
-        .store
-        .get_connection(connection_id)
-        .await
-        .map_err(|e| format!("metadata store: {e}"))?
-        .ok_or_else(|| format!("{role} connection {connection_id} no longer exists"))?;
-    connect_spec(&connection, &deps.key, timeouts).map_err(|e| e.detail)
+/// Transfers as a kind of job.
+pub struct TransferJob;
+
+impl JobRunner for TransferJob {
+    fn attempt(
+        &self,
+        id: i32,
+        deps: JobDeps,
+        cancel: CancellationToken,
+        progress: Arc<Progress>,
+    ) -> LocalBoxFuture<'static, Outcome> {
+        attempt(id, deps, cancel, progress).boxed_local()
+    }
+
+    fn save<'a>(
+        &self,
+        id: i32,
+        deps: &'a JobDeps,
+        end: Conclusion,
+    ) -> LocalBoxFuture<'a, Result<(), sea_orm::DbErr>> {
+        save(id, deps, end).boxed_local()
+    }
 }
 
-pub(crate) async fn attempt(
+async fn attempt(
     id: i32,
     deps: JobDeps,
     cancel: CancellationToken,
@@ -38,17 +49,12 @@ pub(crate) async fn attempt(
     let transfer = match deps.store.get_transfer(id).await {
         Ok(Some(t)) => t,
         Ok(None) => return Outcome::Unrunnable(format!("transfer {id} no longer exists")),
-        Err(e) => return Outcome::Failed(EngineError::Internal(format!("metadata store: {e}"))),
+        Err(e) => return store_failed(e),
     };
-    if cancel.is_cancelled() {
-        return Outcome::Failed(EngineError::Cancelled);
-    }
-    let attempts = transfer.attempts + 1;
-    if let Err(e) = deps.store.mark_transfer_running(id, attempts).await {
-        return Outcome::Failed(EngineError::Internal(format!("metadata store: {e}")));
-    }
-    deps.events
-        .publish(super::JobId::Transfer(id), super::events::Change::Started);
+    let attempts = match begin(&deps, JobId::Transfer(id), transfer.attempts, &cancel).await {
+        Ok(attempts) => attempts,
+        Err(outcome) => return outcome,
+    };
     let source = match load_connection(&deps, transfer.source_id, "source").await {
         Ok(s) => s,
         Err(why) => return Outcome::Unrunnable(why),
@@ -100,7 +106,7 @@ pub(crate) async fn attempt(
 }
 
 /// Save a transfer's end. Nothing was committed unless it completed, so its rows count 0.
-pub(crate) async fn save(id: i32, deps: &JobDeps, end: Conclusion) -> Result<(), sea_orm::DbErr> {
+async fn save(id: i32, deps: &JobDeps, end: Conclusion) -> Result<(), sea_orm::DbErr> {
     let rows = match end.done {
         Some(Outcome::Transferred(rows)) => rows,
         _ => 0,

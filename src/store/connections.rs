@@ -7,7 +7,7 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait,
 };
 
-use super::transfers::{QUEUED, RUNNING};
+use super::jobs::JobStatus;
 use super::{order, ListParams, Store};
 
 pub type Connection = connection::Model;
@@ -154,7 +154,7 @@ impl Store {
     pub async fn delete_connection(&self, id: i32) -> Result<DeleteConnection, DbErr> {
         use entities::{query, transfer};
         let txn = self.db().begin().await?;
-        let active = [QUEUED, RUNNING];
+        let active = [JobStatus::Queued, JobStatus::Running];
         let transfers: Vec<i32> = transfer::Entity::find()
             .select_only()
             .column(transfer::Column::Id)

@@ -2,6 +2,7 @@
 //! `entities`.
 
 pub mod connections;
+pub mod jobs;
 pub mod queries;
 pub mod tokens;
 pub mod transfers;
@@ -31,7 +32,7 @@ pub struct JobFilter {
     /// Only this user's (non-admins).
     pub owner: Option<i32>,
     /// Only these statuses.
-    pub statuses: Vec<String>,
+    pub statuses: Vec<jobs::JobStatus>,
     /// Only jobs touching this connection (a transfer's source or target; a query's connection).
     pub connection: Option<i32>,
 }

@@ -4,11 +4,11 @@ use chrono::Utc;
 use entities::{query, query_result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 
-use super::transfers::{CANCELLED, QUEUED, RUNNING};
+use super::jobs::JobStatus;
 use super::{order, JobFilter, ListParams, Store};
 use crate::codes::ErrorCode;
 
@@ -17,7 +17,7 @@ pub type Query = query::Model;
 /// The end of a query job.
 #[derive(Debug, Clone)]
 pub struct QueryEnd {
-    pub status: &'static str,
+    pub status: JobStatus,
     /// (code, text) for status `error`.
     pub error: Option<(ErrorCode, String)>,
     pub columns: serde_json::Value,
@@ -41,7 +41,7 @@ impl Store {
             connection_name: Set(Some(connection_name)),
             error_code: Set(None),
             query: Set(sql),
-            status: Set(QUEUED.into()),
+            status: Set(JobStatus::Queued),
             error: Set(None),
             columns: Set(serde_json::json!([])),
             row_count: Set(0),
@@ -101,26 +101,6 @@ impl Store {
         Ok(result.rows_affected > 0)
     }
 
-    pub async fn mark_query_running(&self, id: i32, attempts: i32) -> Result<(), DbErr> {
-        let now = Utc::now();
-        query::Entity::update_many()
-            .col_expr(query::Column::Status, Expr::value(RUNNING))
-            .col_expr(query::Column::Attempts, Expr::value(attempts))
-            .col_expr(
-                query::Column::StartedAt,
-                Expr::col(query::Column::StartedAt).if_null(now),
-            )
-            .col_expr(query::Column::Error, Expr::value(Option::<String>::None))
-            .col_expr(
-                query::Column::ErrorCode,
-                Expr::value(Option::<String>::None),
-            )
-            .filter(query::Column::Id.eq(id))
-            .exec(self.db())
-            .await?;
-        Ok(())
-    }
-
     /// Save the final status, and the result rows, in one transaction.
     pub async fn finish_query(&self, id: i32, end: QueryEnd) -> Result<(), DbErr> {
         let txn = self.db().begin().await?;
@@ -150,30 +130,5 @@ impl Store {
             .exec(&txn)
             .await?;
         txn.commit().await
-    }
-
-    pub async fn cancel_queued_query(&self, id: i32) -> Result<bool, DbErr> {
-        let result = query::Entity::update_many()
-            .col_expr(query::Column::Status, Expr::value(CANCELLED))
-            .col_expr(query::Column::StoppedAt, Expr::value(Utc::now()))
-            .filter(query::Column::Id.eq(id))
-            .filter(query::Column::Status.eq(QUEUED))
-            .exec(self.db())
-            .await?;
-        Ok(result.rows_affected > 0)
-    }
-
-    /// Queries a crash or restart left unfinished, queued again, oldest first.
-    pub async fn queries_to_resume(&self) -> Result<Vec<Query>, DbErr> {
-        query::Entity::update_many()
-            .col_expr(query::Column::Status, Expr::value(QUEUED))
-            .filter(query::Column::Status.eq(RUNNING))
-            .exec(self.db())
-            .await?;
-        query::Entity::find()
-            .filter(query::Column::Status.eq(QUEUED))
-            .order_by_asc(query::Column::Id)
-            .all(self.db())
-            .await
     }
 }

@@ -4,27 +4,14 @@ use chrono::Utc;
 use entities::transfer;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set,
 };
 
+use super::jobs::JobStatus;
 use super::{order, JobFilter, ListParams, Store};
 use crate::codes::ErrorCode;
 
 pub type Transfer = transfer::Model;
-
-/// Job status words (SQLpipe's).
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const COMPLETE: &str = "complete";
-pub const ERROR: &str = "error";
-pub const CANCELLED: &str = "cancelled";
-pub const STATUSES: [&str; 5] = [QUEUED, RUNNING, COMPLETE, ERROR, CANCELLED];
-
-/// A status after which nothing changes.
-pub fn is_final(status: &str) -> bool {
-    matches!(status, COMPLETE | ERROR | CANCELLED)
-}
 
 #[derive(Debug, Clone)]
 pub struct NewTransfer {
@@ -50,7 +37,7 @@ impl Store {
             target_schema: Set(new.target_schema),
             target_table: Set(new.target_table),
             overwrite: Set(new.overwrite),
-            status: Set(QUEUED.into()),
+            status: Set(JobStatus::Queued),
             error: Set(None),
             rows_written: Set(0),
             bytes_read: Set(0),
@@ -110,27 +97,6 @@ impl Store {
         Ok(result.rows_affected > 0)
     }
 
-    /// An attempt starts: `running`, the attempt counted, `started_at` set on the first one.
-    pub async fn mark_transfer_running(&self, id: i32, attempts: i32) -> Result<(), DbErr> {
-        let now = Utc::now();
-        transfer::Entity::update_many()
-            .col_expr(transfer::Column::Status, Expr::value(RUNNING))
-            .col_expr(transfer::Column::Attempts, Expr::value(attempts))
-            .col_expr(
-                transfer::Column::StartedAt,
-                Expr::col(transfer::Column::StartedAt).if_null(now),
-            )
-            .col_expr(transfer::Column::Error, Expr::value(Option::<String>::None))
-            .col_expr(
-                transfer::Column::ErrorCode,
-                Expr::value(Option::<String>::None),
-            )
-            .filter(transfer::Column::Id.eq(id))
-            .exec(self.db())
-            .await?;
-        Ok(())
-    }
-
     /// Save live counters while the job runs (so a restart can show how far it got).
     pub async fn save_transfer_progress(
         &self,
@@ -145,7 +111,7 @@ impl Store {
             )
             .col_expr(transfer::Column::BytesRead, Expr::value(bytes_read as i64))
             .filter(transfer::Column::Id.eq(id))
-            .filter(transfer::Column::Status.eq(RUNNING))
+            .filter(transfer::Column::Status.eq(JobStatus::Running))
             .exec(self.db())
             .await?;
         Ok(())
@@ -155,7 +121,7 @@ impl Store {
     pub async fn finish_transfer(
         &self,
         id: i32,
-        status: &str,
+        status: JobStatus,
         error: Option<(ErrorCode, String)>,
         rows_written: u64,
         bytes_read: u64,
@@ -175,32 +141,5 @@ impl Store {
             .exec(self.db())
             .await?;
         Ok(())
-    }
-
-    /// Cancel a job that has not started: only if it is still `queued`.
-    pub async fn cancel_queued_transfer(&self, id: i32) -> Result<bool, DbErr> {
-        let result = transfer::Entity::update_many()
-            .col_expr(transfer::Column::Status, Expr::value(CANCELLED))
-            .col_expr(transfer::Column::StoppedAt, Expr::value(Utc::now()))
-            .filter(transfer::Column::Id.eq(id))
-            .filter(transfer::Column::Status.eq(QUEUED))
-            .exec(self.db())
-            .await?;
-        Ok(result.rows_affected > 0)
-    }
-
-    /// Jobs a crash or restart left `queued` or `running`, oldest first. Those found running are
-    /// queued again.
-    pub async fn transfers_to_resume(&self) -> Result<Vec<Transfer>, DbErr> {
-        transfer::Entity::update_many()
-            .col_expr(transfer::Column::Status, Expr::value(QUEUED))
-            .filter(transfer::Column::Status.eq(RUNNING))
-            .exec(self.db())
-            .await?;
-        transfer::Entity::find()
-            .filter(transfer::Column::Status.eq(QUEUED))
-            .order_by_asc(transfer::Column::Id)
-            .all(self.db())
-            .await
     }
 }

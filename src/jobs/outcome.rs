@@ -1,0 +1,146 @@
+//! What every kind of job shares between its attempt and the actor: how an attempt ended, the
+//! final word the store keeps, starting an attempt, and running engine work.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::LocalBoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::events::Change;
+use super::{JobDeps, JobId};
+use crate::codes::ErrorCode;
+use crate::domain::connections::connect_spec;
+use crate::engine::batch::Progress;
+use crate::engine::query::QueryOutput;
+use crate::engine::{ConnectSpec, EngineError};
+use crate::store::jobs::{JobKind, JobStatus};
+
+/// How an attempt ended.
+pub enum Outcome {
+    Transferred(u64),
+    Queried(QueryOutput),
+    Failed(EngineError),
+    /// The job's row or connections are gone or unreadable.
+    Unrunnable(String),
+    Panicked(String),
+}
+
+/// The final word on a job, as the store keeps it.
+pub struct Conclusion {
+    pub status: JobStatus,
+    /// (code, text) when the job failed.
+    pub error: Option<(ErrorCode, String)>,
+    /// Present when the job completed.
+    pub done: Option<Outcome>,
+    pub bytes_read: u64,
+}
+
+/// One kind of job: how an attempt runs, and how its end is saved. The actor holds a job id and
+/// dispatches through this; a new kind is a module implementing it and one line in `runner`.
+pub trait JobRunner: Sync {
+    /// Run one attempt to its outcome.
+    fn attempt(
+        &self,
+        id: i32,
+        deps: JobDeps,
+        cancel: CancellationToken,
+        progress: Arc<Progress>,
+    ) -> LocalBoxFuture<'static, Outcome>;
+
+    /// Store the job's final status and what it produced.
+    fn save<'a>(
+        &self,
+        id: i32,
+        deps: &'a JobDeps,
+        end: Conclusion,
+    ) -> LocalBoxFuture<'a, Result<(), sea_orm::DbErr>>;
+}
+
+/// The runner of a kind of job.
+pub fn runner(kind: JobKind) -> &'static dyn JobRunner {
+    match kind {
+        JobKind::Transfer => &super::transfer::TransferJob,
+        JobKind::Query => &super::query::QueryJob,
+    }
+}
+
+/// Start an attempt whose row reads `attempts` so far: unless cancelled already, the job is
+/// `running` with one attempt more, and announced.
+pub async fn begin(
+    deps: &JobDeps,
+    job: JobId,
+    attempts: i32,
+    cancel: &CancellationToken,
+) -> Result<i32, Outcome> {
+    if cancel.is_cancelled() {
+        return Err(Outcome::Failed(EngineError::Cancelled));
+    }
+    let attempts = attempts + 1;
+    deps.store
+        .mark_job_running(job, attempts)
+        .await
+        .map_err(|e| Outcome::Failed(EngineError::Internal(format!("metadata store: {e}"))))?;
+    deps.events.publish(job, Change::Started);
+    Ok(attempts)
+}
+
+/// The engine's view of a stored connection, or why it cannot be had.
+pub async fn load_connection(
+    deps: &JobDeps,
+    connection_id: i32,
+    role: &str,
+) -> Result<ConnectSpec, String> {
+    let timeouts = deps.settings.engine.timeouts();
+    let connection = deps
+        .store
+        .get_connection(connection_id)
+        .await
+        .map_err(|e| format!("metadata store: {e}"))?
+        .ok_or_else(|| format!("{role} connection {connection_id} no longer exists"))?;
+    connect_spec(&connection, &deps.key, timeouts).map_err(|e| e.detail)
+}
+
+/// The store failed while an attempt read its job.
+pub fn store_failed(e: sea_orm::DbErr) -> Outcome {
+    Outcome::Failed(EngineError::Internal(format!("metadata store: {e}")))
+}
+
+/// Run a job's engine work on the engine runtime, calling `tick` every second while it runs
+/// (to save progress). A panic in the work becomes `Outcome::Panicked`.
+pub async fn on_engine<T, F, Tick, TickFut>(
+    work: F,
+    span: tracing::Span,
+    mut tick: Tick,
+) -> Result<Result<T, EngineError>, String>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, EngineError>> + Send + 'static,
+    Tick: FnMut() -> TickFut,
+    TickFut: Future<Output = ()>,
+{
+    let mut handle = super::engine_runtime().spawn(tracing::Instrument::instrument(work, span));
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    every_second.tick().await;
+    loop {
+        tokio::select! {
+            joined = &mut handle => {
+                return match joined {
+                    Ok(result) => Ok(result),
+                    Err(e) if e.is_panic() => {
+                        let payload = e.into_panic();
+                        let text = payload
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "unknown cause".into());
+                        Err(format!("the job panicked: {text}"))
+                    }
+                    Err(e) => Err(format!("the job was aborted: {e}")),
+                };
+            }
+            _ = every_second.tick() => tick().await,
+        }
+    }
+}
