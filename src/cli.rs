@@ -12,14 +12,14 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::batch::{Progress, TargetTable};
 use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
-use crate::engine::{ConnectSpec, DbKind, SslMode, Timeouts};
+use crate::engine::{ConnectSpec, DbKind, SinkSpec, SourceSpec, SslMode, Timeouts};
 use crate::settings::Settings;
 
 /// A connection from a URL: `postgres://user:pass@host:5432/db?sslmode=require`,
 /// `mysql://…` or `mariadb://…`, `sqlite://path/to/file.db` (`sqlite:///abs/path.db`).
 pub fn parse_url(text: &str, timeouts: Timeouts) -> anyhow::Result<ConnectSpec> {
     let base = ConnectSpec {
-        kind: DbKind::Sqlite,
+        kind: DbKind::named("sqlite"),
         host: String::new(),
         port: 0,
         database: String::new(),
@@ -44,14 +44,17 @@ pub fn parse_url(text: &str, timeouts: Timeouts) -> anyhow::Result<ConnectSpec> 
         });
     }
     let url = url::Url::parse(text).with_context(|| format!("{text:?} is not a URL"))?;
-    let (kind, default_port) = match url.scheme() {
-        "postgres" | "postgresql" => (DbKind::Postgres, 5432),
-        "mysql" => (DbKind::MySql, 3306),
-        "mariadb" => (DbKind::MariaDb, 3306),
-        other => {
-            bail!("unknown scheme {other:?}: use postgres://, mysql://, mariadb:// or sqlite://")
-        }
-    };
+    let kind = DbKind::parse(url.scheme())
+        .filter(|k| k.is_server())
+        .ok_or_else(|| {
+            let schemes: Vec<String> = DbKind::names().iter().map(|n| format!("{n}://")).collect();
+            anyhow!(
+                "unknown scheme {:?}: use {}",
+                url.scheme(),
+                schemes.join(", ")
+            )
+        })?;
+    let (default_port, default_user) = kind.connector().defaults();
     let decode = |s: &str| {
         url::form_urlencoded::parse(format!("x={s}").as_bytes())
             .next()
@@ -83,11 +86,7 @@ pub fn parse_url(text: &str, timeouts: Timeouts) -> anyhow::Result<ConnectSpec> 
         port: url.port().unwrap_or(default_port),
         database: decode(&database),
         username: if url.username().is_empty() {
-            if kind == DbKind::Postgres {
-                "postgres".into()
-            } else {
-                "root".into()
-            }
+            default_user.to_string()
         } else {
             decode(url.username())
         },
@@ -125,13 +124,13 @@ pub async fn transfer(args: TransferArgs, settings: &Settings) -> anyhow::Result
     };
     let request = TransferRequest {
         source: parse_url(&args.source, timeout).context("--source")?,
+        read: SourceSpec::Query(args.query),
         target: parse_url(&args.target, timeout).context("--target")?,
-        query: args.query,
-        target_table: TargetTable {
+        write: SinkSpec::Table(TargetTable {
             schema: args.schema,
             table: args.table,
             overwrite: args.overwrite,
-        },
+        }),
         batch_rows: settings.jobs.batch_rows,
         partitioning,
     };
@@ -205,14 +204,14 @@ mod tests {
         let pg = parse_url("postgres://u:p%40ss@db:6543/shop?sslmode=require", t).unwrap();
         assert_eq!(
             (pg.kind, pg.host.as_str(), pg.port, pg.database.as_str()),
-            (DbKind::Postgres, "db", 6543, "shop")
+            (DbKind::named("postgresql"), "db", 6543, "shop")
         );
         assert_eq!(pg.username, "u");
         assert_eq!(pg.ssl_mode, SslMode::Require);
         use secrecy::ExposeSecret;
         assert_eq!(pg.password.unwrap().expose_secret(), "p@ss");
         let my = parse_url("mysql://root@127.0.0.1/test", t).unwrap();
-        assert_eq!((my.kind, my.port), (DbKind::MySql, 3306));
+        assert_eq!((my.kind, my.port), (DbKind::named("mysql"), 3306));
         let lite = parse_url("sqlite://data/app.db", t).unwrap();
         assert_eq!(lite.path.unwrap(), PathBuf::from("data/app.db"));
         assert!(parse_url("oracle://x/y", t).is_err());

@@ -2,6 +2,7 @@
 //! `startup::Application::build(settings)` is what `main` and the tests start.
 
 pub mod api;
+pub mod catalog;
 pub mod cli;
 pub mod codes;
 pub mod domain;

@@ -1,29 +1,27 @@
-//! Live events as Server-Sent Events: one job's status and progress
-//! (`/transfers/{id}/events`, `/queries/{id}/events`, handled next to each resource) and the
-//! admins' stream of every job (`/events`).
+//! Live events as Server-Sent Events: the stream of one job's status and progress (served by
+//! each kind's `/{id}/events`, see `jobs::events`), and what every stream is made of (frames,
+//! tickers, the response). The admins' stream of every job is in `firehose`.
 //!
 //! A stream is polled only when its client can take more bytes, so a slow client simply
 //! samples less often: status changes wait in its subscription (a lagging one re-reads the job)
 //! and progress is read from the live map when the stream is polled, never queued. When the
 //! client goes away, actix drops the stream and with it the subscription.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use actix_web::web::{self, Bytes};
+use actix_web::web::Bytes;
 use actix_web::HttpResponse;
+use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::auth::Admin;
-use super::error::{ApiError, ErrorBody};
-use super::jobs::resource_json as job_json;
-use super::{resource, State};
-use crate::jobs::events::{Change, ProgressEvent, Subscription};
+use super::error::ApiError;
+use super::State;
+use crate::jobs::events::{ProgressEvent, Subscription};
 use crate::jobs::JobId;
 use crate::store::jobs::JobStatus;
 
@@ -32,15 +30,15 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// A comment line this often keeps proxies and clients from timing the stream out.
 pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
 
-const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+pub(crate) const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
 /// One message: `event: <name>` and its data as one line of JSON.
-fn frame(event: &str, data: &impl Serialize) -> Bytes {
+pub(crate) fn frame(event: &str, data: &impl Serialize) -> Bytes {
     let data = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-fn ticker(period: Duration) -> Interval {
+pub(crate) fn ticker(period: Duration) -> Interval {
     let mut ticker = interval_at(Instant::now() + period, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticker
@@ -51,7 +49,7 @@ fn status_of(job: &Value) -> &str {
 }
 
 /// A `text/event-stream` response reading frames from `next` until it returns `None`.
-fn event_stream<S, F, Fut>(state: S, next: F) -> HttpResponse
+pub(crate) fn event_stream<S, F, Fut>(state: S, next: F) -> HttpResponse
 where
     S: 'static,
     F: FnMut(S) -> Fut + 'static,
@@ -70,10 +68,14 @@ where
         .streaming(stream)
 }
 
+/// Reads a job of one kind as its GET answers it (`None` once deleted).
+pub type Reload = for<'a> fn(&'a State, i32) -> LocalBoxFuture<'a, Result<Option<Value>, ApiError>>;
+
 /// One job's stream.
 struct JobStream {
     state: State,
     job: JobId,
+    reload: Reload,
     events: Subscription,
     closing: CancellationToken,
     /// The resource as read at connect, sent first.
@@ -127,7 +129,7 @@ impl JobStream {
 
     /// A `status` frame if the stored status differs from the last one sent.
     async fn refresh(&mut self) -> Option<Bytes> {
-        match job_json(&self.state, self.job).await {
+        match (self.reload)(&self.state, self.job.id()).await {
             Ok(Some(job)) if status_of(&job) != self.status => Some(self.status_frame(job)),
             Ok(Some(_)) => None,
             Ok(None) => {
@@ -144,11 +146,19 @@ impl JobStream {
 }
 
 /// The stream of one job's `status` and `progress` events. `events` must have been subscribed
-/// before `first` (the job as its GET answers it) was read, so that no change falls between.
-pub fn job_stream(state: State, job: JobId, events: Subscription, first: Value) -> HttpResponse {
+/// before `first` (the job as its GET answers it, as `reload` reads it again) was read, so that
+/// no change falls between.
+pub fn job_stream(
+    state: State,
+    job: JobId,
+    reload: Reload,
+    events: Subscription,
+    first: Value,
+) -> HttpResponse {
     let stream = JobStream {
         state,
         job,
+        reload,
         closing: events.closing(),
         events,
         first: Some(first),
@@ -161,88 +171,4 @@ pub fn job_stream(state: State, job: JobId, events: Subscription, first: Value) 
         let bytes = s.next().await?;
         Some((bytes, s))
     })
-}
-
-/// The admins' stream of every job.
-struct Firehose {
-    state: State,
-    events: Subscription,
-    closing: CancellationToken,
-    progress: Interval,
-    keep_alive: Interval,
-    pending: VecDeque<Bytes>,
-}
-
-impl Firehose {
-    async fn next(&mut self) -> Option<Bytes> {
-        loop {
-            if let Some(frame) = self.pending.pop_front() {
-                return Some(frame);
-            }
-            tokio::select! {
-                biased;
-                _ = self.closing.cancelled() => return None,
-                received = self.events.recv() => match received {
-                    Ok(event) => {
-                        let name = match event.change {
-                            Change::Queued => "queued",
-                            Change::Started => "started",
-                            Change::Finished => "finished",
-                        };
-                        match job_json(&self.state, event.job).await {
-                            Ok(Some(job)) => {
-                                let data = json!({
-                                    "kind": event.job.kind().as_str(), "id": event.job.id(), "job": job,
-                                });
-                                return Some(frame(name, &data));
-                            }
-                            Ok(None) => {}
-                            Err(e) => tracing::warn!(job = ?event.job, error = %e,
-                                "Live events could not read the job."),
-                        }
-                    }
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "A live-event client fell behind; changes dropped.");
-                    }
-                    Err(RecvError::Closed) => return None,
-                },
-                _ = self.progress.tick() => {
-                    let mut running: Vec<ProgressEvent> = self
-                        .state
-                        .progress
-                        .iter()
-                        .map(|entry| ProgressEvent::read(*entry.key(), entry.value()))
-                        .collect();
-                    running.sort_by_key(|p| (p.kind, p.id));
-                    self.pending
-                        .extend(running.iter().map(|p| frame("progress", p)));
-                }
-                _ = self.keep_alive.tick() => return Some(Bytes::from_static(KEEP_ALIVE)),
-            }
-        }
-    }
-}
-
-#[utoipa::path(get, path = "/api/v1/events", tag = "events",
-    description = "Admins only. One Server-Sent Events stream for every job: `queued`, `started` and `finished` (data `{kind, id, job}` with the job's resource) and `progress` (at most every 500 ms per running job; data as in `ProgressEvent`). A `: keep-alive` comment every 15 s.",
-    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn all_events(state: State, _admin: Admin) -> Result<HttpResponse, ApiError> {
-    let events = state.events.subscribe();
-    let firehose = Firehose {
-        closing: events.closing(),
-        events,
-        state,
-        progress: ticker(PROGRESS_EVERY),
-        keep_alive: ticker(KEEP_ALIVE_EVERY),
-        pending: VecDeque::new(),
-    };
-    Ok(event_stream(firehose, |mut s| async move {
-        let bytes = s.next().await?;
-        Some((bytes, s))
-    }))
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/events").route(web::get().to(all_events)));
 }

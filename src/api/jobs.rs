@@ -6,6 +6,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
@@ -170,14 +172,11 @@ pub async fn get<R: JobResource>(
 
 /// The job as its GET answers it (live events read it again on each change); `None` once
 /// deleted.
-pub async fn resource_json(
+pub fn reload<R: JobResource>(
     state: &State,
-    job: JobId,
-) -> Result<Option<serde_json::Value>, ApiError> {
-    async fn of<R: JobResource>(
-        state: &State,
-        id: i32,
-    ) -> Result<Option<serde_json::Value>, ApiError> {
+    id: i32,
+) -> LocalBoxFuture<'_, Result<Option<serde_json::Value>, ApiError>> {
+    async move {
         match R::load(state, id).await? {
             Some(row) => Ok(Some(
                 serde_json::to_value(R::view(state, row)).map_err(ApiError::internal)?,
@@ -185,10 +184,7 @@ pub async fn resource_json(
             None => Ok(None),
         }
     }
-    match job.kind() {
-        JobKind::Transfer => of::<super::transfers::Transfers>(state, job.id()).await,
-        JobKind::Query => of::<super::queries::Queries>(state, job.id()).await,
-    }
+    .boxed_local()
 }
 
 /// `GET /<kind>s/{id}/events`: the job's Server-Sent Events (who may GET it may follow it).
@@ -205,6 +201,7 @@ pub async fn events<R: JobResource>(
     Ok(super::events::job_stream(
         state.clone(),
         JobId::new(R::KIND, id),
+        reload::<R>,
         events,
         first,
     ))

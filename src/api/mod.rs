@@ -6,6 +6,7 @@ pub mod connections;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod firehose;
 pub mod health;
 pub mod jobs;
 pub mod openapi;
@@ -55,7 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(connections::configure)
                 .configure(transfers::configure)
                 .configure(queries::configure)
-                .configure(events::configure)
+                .configure(firehose::configure)
                 .configure(openapi::configure_document),
         );
 }

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{connections, error, events, health, queries, tokens, transfers, users};
+use super::{connections, error, firehose, health, queries, tokens, transfers, users};
 use crate::engine;
 
 #[derive(OpenApi)]
@@ -27,7 +27,7 @@ use crate::engine;
         transfers::cancel_transfer, transfers::delete_transfer, transfers::transfer_events,
         queries::create_query, queries::list_queries, queries::get_query, queries::get_result,
         queries::cancel_query, queries::delete_query, queries::query_events,
-        events::all_events, health::metrics,
+        firehose::all_events, health::metrics,
     ),
     components(schemas(
         error::ErrorBody, health::Health,

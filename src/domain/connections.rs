@@ -216,13 +216,16 @@ pub fn merge(
         .ok_or_else(|| {
             DomainError::validation(
                 "type",
-                "type is required: postgresql, mysql, mariadb or sqlite",
+                format!("type is required: one of {}", DbKind::names().join(", ")),
             )
         })?;
     let kind = DbKind::parse(&kind_text).ok_or_else(|| {
         DomainError::validation(
             "type",
-            format!("type {kind_text:?} is not one of postgresql, mysql, mariadb, sqlite"),
+            format!(
+                "type {kind_text:?} is not one of {}",
+                DbKind::names().join(", ")
+            ),
         )
     })?;
     let options = match input.options {

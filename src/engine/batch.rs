@@ -10,8 +10,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::error::EngineError;
 use super::types::Column;
-use super::EngineError;
 
 /// Batches in flight between source and sink; with `jobs.batch_rows` rows each this bounds
 /// memory whatever the row count.
@@ -204,7 +204,30 @@ pub struct SinkContext {
     pub cancel: CancellationToken,
     pub progress: Arc<Progress>,
     pub columns: Vec<Column>,
-    pub target: TargetTable,
+    pub target: SinkSpec,
     /// Made when the sources could pass their binary COPY stream through (PostgreSQL only).
     pub copy_offer: Option<CopyOffer>,
+}
+
+/// What a source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// The rows of a query.
+    Query(String),
+}
+
+/// Where a sink writes.
+#[derive(Debug, Clone)]
+pub enum SinkSpec {
+    /// A table (created, appended to or replaced).
+    Table(TargetTable),
+}
+
+impl SinkSpec {
+    /// The table a database sink writes.
+    pub fn table(&self) -> &TargetTable {
+        match self {
+            SinkSpec::Table(table) => table,
+        }
+    }
 }

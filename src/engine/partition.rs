@@ -11,9 +11,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{Message, Progress, SourceContext};
-use super::pipeline::{check_columns, Source, TransferRequest};
-use super::types::{Column, LogicalType};
-use super::{mysql, postgres, sqlite, trim_query, DbKind, EngineError};
+use super::types::{check_result_columns, Column, LogicalType};
+use super::{trim_query, Carrier, ConnectSpec, EngineError, SourceReader, SourceSpec};
 
 /// The most partitions a transfer may ask for.
 pub const MAX_PARTITIONS: u32 = 32;
@@ -53,14 +52,6 @@ pub fn batch_rows(batch_rows: usize, partitions: usize) -> usize {
     (batch_rows / partitions.max(1)).max(batch_rows.min(4096))
 }
 
-fn quote(kind: DbKind, name: &str) -> Result<String, EngineError> {
-    match kind {
-        DbKind::Postgres => Ok(postgres::dialect::quote_ident(name)),
-        DbKind::MySql | DbKind::MariaDb => Ok(mysql::dialect::quote(name)),
-        DbKind::Sqlite => sqlite::dialect::quote_ident(name),
-    }
-}
-
 /// `SELECT * FROM (<query>) WHERE <range>`; the newline keeps a trailing `--` comment of the
 /// query from swallowing the closing parenthesis.
 fn range_sql(query: &str, column: &str, range: Range) -> String {
@@ -74,12 +65,7 @@ fn range_sql(query: &str, column: &str, range: Range) -> String {
 }
 
 /// The min/max probe, both as text (one reading path for every integer type and dialect).
-fn bounds_sql(kind: DbKind, query: &str, column: &str) -> String {
-    let text = match kind {
-        DbKind::Postgres => "text",
-        DbKind::MySql | DbKind::MariaDb => "CHAR",
-        DbKind::Sqlite => "TEXT",
-    };
+fn bounds_sql(text: &str, query: &str, column: &str) -> String {
     format!(
         "SELECT CAST(min({column}) AS {text}) AS lo, CAST(max({column}) AS {text}) AS hi \
          FROM (\n{query}\n) AS sluice_part"
@@ -107,14 +93,16 @@ fn find_column<'a>(columns: &'a [Column], wanted: &str) -> Result<&'a Column, En
 }
 
 async fn open_one(
-    request: &TransferRequest,
+    spec: &ConnectSpec,
     sql: &str,
+    carrier: Carrier,
     cancel: &CancellationToken,
-) -> Result<Source, EngineError> {
+) -> Result<Box<dyn SourceReader>, EngineError> {
+    let source = SourceSpec::Query(sql.to_string());
     tokio::select! {
         biased;
         _ = cancel.cancelled() => Err(EngineError::Cancelled),
-        opened = Source::open(&request.source, sql, request.target.kind) => opened,
+        opened = spec.kind.connector().open_source(spec, &source, carrier) => opened,
     }
 }
 
@@ -123,17 +111,13 @@ async fn open_one(
 /// # Cancel safety
 /// The probe is an ordinary source: on `cancel` its query is stopped on the server.
 async fn probe(
-    request: &TransferRequest,
+    spec: &ConnectSpec,
     sql: &str,
     column: &str,
     cancel: &CancellationToken,
 ) -> Result<Option<(i128, i128)>, EngineError> {
-    let source = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => return Err(EngineError::Cancelled),
-        // Text carriers whatever the target (no PostgreSQL raw values).
-        opened = Source::open(&request.source, sql, DbKind::Sqlite) => opened?,
-    };
+    // Portable carriers whatever the target (no PostgreSQL raw values).
+    let source = open_one(spec, sql, Carrier::Portable, cancel).await?;
     let (tx, mut rx) = mpsc::channel::<Message>(2);
     let ctx = SourceContext::new(
         tx,
@@ -186,14 +170,16 @@ async fn probe(
 /// # Cancel safety
 /// Stops at `cancel`; any query it started is stopped on the server.
 pub(crate) async fn open(
-    request: &TransferRequest,
+    spec: &ConnectSpec,
+    query: &str,
+    carrier: Carrier,
     partitioning: &Partitioning,
     cancel: &CancellationToken,
-) -> Result<(Vec<Source>, Vec<Column>), EngineError> {
-    let kind = request.source.kind;
-    let whole = open_one(request, &request.query, cancel).await?;
+) -> Result<(Vec<Box<dyn SourceReader>>, Vec<Column>), EngineError> {
+    let connector = spec.kind.connector();
+    let whole = open_one(spec, query, carrier, cancel).await?;
     let columns = whole.columns().to_vec();
-    check_columns(&columns)?;
+    check_result_columns(&columns)?;
     let column = find_column(&columns, &partitioning.column)?;
     if !matches!(
         column.ty,
@@ -205,10 +191,10 @@ pub(crate) async fn open(
         )));
     }
     let name = column.name.clone();
-    let quoted = quote(kind, &name)?;
-    let query = trim_query(&request.query);
-    let Some((min, max)) = probe(request, &bounds_sql(kind, query, &quoted), &name, cancel).await?
-    else {
+    let quoted = connector.quote_ident(&name)?;
+    let query = trim_query(query);
+    let bounds = bounds_sql(connector.text_type(), query, &quoted);
+    let Some((min, max)) = probe(spec, &bounds, &name, cancel).await? else {
         return Ok((vec![whole], columns));
     };
     let ranges = split(min, max, partitioning.partitions);
@@ -221,7 +207,8 @@ pub(crate) async fn open(
         .iter()
         .map(|r| range_sql(query, &quoted, *r))
         .collect();
-    let mut sources = try_join_all(sqls.iter().map(|sql| open_one(request, sql, cancel))).await?;
+    let mut sources =
+        try_join_all(sqls.iter().map(|sql| open_one(spec, sql, carrier, cancel))).await?;
     for (i, source) in sources.iter_mut().enumerate() {
         conform(source, &columns, i + 1)?;
     }
@@ -231,7 +218,11 @@ pub(crate) async fn open(
 /// Make a partition's source produce batches of the whole query's columns. Names must agree;
 /// a PostgreSQL partition must also describe the same types (its decoders come from its own
 /// description), while the MySQL and SQLite readers convert each value into the given type.
-fn conform(source: &mut Source, columns: &[Column], number: usize) -> Result<(), EngineError> {
+fn conform(
+    source: &mut Box<dyn SourceReader>,
+    columns: &[Column],
+    number: usize,
+) -> Result<(), EngineError> {
     let own = source.columns();
     let mismatch = |what: String| {
         EngineError::Schema(format!(
@@ -245,7 +236,7 @@ fn conform(source: &mut Source, columns: &[Column], number: usize) -> Result<(),
         if mine.name != theirs.name {
             return Err(mismatch(format!("a column {:?}", mine.name)));
         }
-        if matches!(source, Source::Postgres(_)) && mine.ty != theirs.ty {
+        if source.fixed_types() && mine.ty != theirs.ty {
             return Err(mismatch(format!(
                 "column {:?} as {}",
                 mine.name, mine.db_type

@@ -8,85 +8,42 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::batch::{
-    CopyOffer, Message, Progress, SinkContext, SourceContext, TargetTable, CHANNEL_BATCHES,
-};
+use super::batch::{CopyOffer, Message, Progress, SinkContext, SourceContext, CHANNEL_BATCHES};
 use super::partition::{self, Partitioning};
-use super::types::Column;
-use super::{mysql, postgres, sqlite, ConnectSpec, DbKind, EngineError};
+use super::types::{check_result_columns, Column};
+use super::{Carrier, ConnectSpec, EngineError, SinkSpec, SourceReader, SourceSpec};
 
 /// Everything a transfer needs.
 #[derive(Debug, Clone)]
 pub struct TransferRequest {
     pub source: ConnectSpec,
+    /// What is read from the source.
+    pub read: SourceSpec,
     pub target: ConnectSpec,
-    pub query: String,
-    pub target_table: TargetTable,
+    /// Where the rows go on the target.
+    pub write: SinkSpec,
     pub batch_rows: usize,
     /// Read the query in ranges of an integer column over parallel connections.
     pub partitioning: Option<Partitioning>,
 }
 
-/// An opened source: its columns are known, no row has been read yet.
-pub enum Source {
-    Postgres(postgres::source::PgSource),
-    MySql(mysql::source::MySource),
-    Sqlite(sqlite::source::SqliteSource),
+impl TransferRequest {
+    /// How values travel: the carrier the target's kind takes.
+    pub fn carrier(&self) -> Carrier {
+        self.target.kind.connector().carrier()
+    }
 }
 
-impl Source {
-    /// Connect and describe `query`. `target` lets the source choose carriers (see `types`).
-    pub async fn open(
-        spec: &ConnectSpec,
-        query: &str,
-        target: DbKind,
-    ) -> Result<Self, EngineError> {
-        Ok(match spec.kind {
-            DbKind::Postgres => Self::Postgres(postgres::source::open(spec, query, target).await?),
-            DbKind::MySql | DbKind::MariaDb => {
-                Self::MySql(mysql::source::open(spec, query, target).await?)
-            }
-            DbKind::Sqlite => Self::Sqlite(sqlite::source::open(spec, query, target).await?),
-        })
-    }
-
-    pub fn columns(&self) -> &[Column] {
-        match self {
-            Self::Postgres(s) => s.columns(),
-            Self::MySql(s) => s.columns(),
-            Self::Sqlite(s) => s.columns(),
-        }
-    }
-
-    /// The result's type OIDs when the source could hand a PostgreSQL sink its binary COPY
-    /// tuples as they are (see `postgres::passthrough`).
-    pub fn copy_oids(&self) -> Option<&[u32]> {
-        match self {
-            Self::Postgres(s) => s.copy_oids(),
-            Self::MySql(_) | Self::Sqlite(_) => None,
-        }
-    }
-
-    /// Produce batches of `columns` (see `partition::conform` for what must agree first).
-    pub(crate) fn set_columns(&mut self, columns: Vec<Column>) {
-        match self {
-            Self::Postgres(s) => s.set_columns(columns),
-            Self::MySql(s) => s.set_columns(columns),
-            Self::Sqlite(s) => s.set_columns(columns),
-        }
-    }
-
-    /// Stream every row into `ctx.tx`, then `End`.
-    ///
-    /// # Cancel safety
-    /// On `ctx.cancel` the source stops the query on the server and returns `Cancelled`.
-    pub async fn run(self, ctx: SourceContext) -> Result<(), EngineError> {
-        match self {
-            Self::Postgres(s) => s.run(ctx).await,
-            Self::MySql(s) => s.run(ctx).await,
-            Self::Sqlite(s) => s.run(ctx).await,
-        }
-    }
+/// An opened source of `spec`'s kind (see `Connector::open_source`).
+pub async fn open_source(
+    spec: &ConnectSpec,
+    source: &SourceSpec,
+    carrier: Carrier,
+) -> Result<Box<dyn SourceReader>, EngineError> {
+    spec.kind
+        .connector()
+        .open_source(spec, source, carrier)
+        .await
 }
 
 /// Write everything the channel brings into the target, atomically; returns rows written.
@@ -95,57 +52,38 @@ impl Source {
 /// On `ctx.cancel`, or when the channel closes without `End`, the sink rolls back (dropping any
 /// staging table) and the target is as it was.
 pub async fn run_sink(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineError> {
-    match spec.kind {
-        DbKind::Postgres => postgres::sink::run(spec, ctx).await,
-        DbKind::MySql | DbKind::MariaDb => mysql::sink::run(spec, ctx).await,
-        DbKind::Sqlite => sqlite::sink::run(spec, ctx).await,
-    }
-}
-
-pub(crate) fn check_columns(columns: &[Column]) -> Result<(), EngineError> {
-    if columns.is_empty() {
-        return Err(EngineError::Schema(
-            "the query returns no columns; a transfer needs a query that returns rows".into(),
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for c in columns {
-        if c.name.is_empty() {
-            return Err(EngineError::Schema(
-                "a result column has no name; give it one with AS".into(),
-            ));
-        }
-        if !seen.insert(c.name.to_lowercase()) {
-            return Err(EngineError::Schema(format!(
-                "the result has two columns named {:?}; give them distinct names with AS",
-                c.name
-            )));
-        }
-    }
-    Ok(())
+    spec.kind.connector().run_sink(spec, ctx).await
 }
 
 /// The transfer's sources (one, or one per partition) and the columns the sink writes.
 async fn open_sources(
     request: &TransferRequest,
     cancel: &CancellationToken,
-) -> Result<(Vec<Source>, Vec<Column>), EngineError> {
+) -> Result<(Vec<Box<dyn SourceReader>>, Vec<Column>), EngineError> {
     if let Some(partitioning) = request.partitioning.as_ref().filter(|p| p.partitions > 1) {
-        return partition::open(request, partitioning, cancel).await;
+        let SourceSpec::Query(query) = &request.read;
+        return partition::open(
+            &request.source,
+            query,
+            request.carrier(),
+            partitioning,
+            cancel,
+        )
+        .await;
     }
     let source = tokio::select! {
         biased;
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
-        opened = Source::open(&request.source, &request.query, request.target.kind) => opened?,
+        opened = open_source(&request.source, &request.read, request.carrier()) => opened?,
     };
     let columns = source.columns().to_vec();
-    check_columns(&columns)?;
+    check_result_columns(&columns)?;
     Ok((vec![source], columns))
 }
 
 /// The type OIDs every source can pass through as binary COPY tuples (a source offers them
 /// only towards a PostgreSQL target), when the sources agree.
-fn copy_offer(sources: &[Source]) -> Option<Vec<u32>> {
+fn copy_offer(sources: &[Box<dyn SourceReader>]) -> Option<Vec<u32>> {
     let first = sources.first()?.copy_oids()?;
     sources
         .iter()
@@ -209,7 +147,7 @@ pub async fn run_transfer(
         cancel: inner.clone(),
         progress,
         columns,
-        target: request.target_table.clone(),
+        target: request.write.clone(),
         copy_offer,
     };
     let target = request.target.clone();

@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{copy_not_offered, Message, Progress, SourceContext, CHANNEL_BATCHES};
-use super::pipeline::Source;
+use super::pipeline::open_source;
 use super::types::{Column, LogicalType};
-use super::{mysql, postgres, sqlite, ConnectSpec, DbKind, EngineError};
+use super::{Carrier, ConnectSpec, EngineError, SourceSpec};
 
 /// Limits on what a query keeps.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +64,7 @@ pub async fn run_query(
     let executed = tokio::select! {
         biased;
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
-        done = execute_if_no_rows(&spec, &sql, &cancel) => done?,
+        done = spec.kind.connector().execute(&spec, &sql, &cancel) => done?,
     };
     if let Some(rows_affected) = executed {
         return Ok(QueryOutput {
@@ -72,11 +72,12 @@ pub async fn run_query(
             ..Default::default()
         });
     }
-    // The target kind decides carriers: ask for the text forms (not PostgreSQL raw values).
+    // Kept as JSON: the portable forms (not PostgreSQL raw values).
+    let read = SourceSpec::Query(sql);
     let source = tokio::select! {
         biased;
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
-        opened = Source::open(&spec, &sql, DbKind::Sqlite) => opened?,
+        opened = open_source(&spec, &read, Carrier::Portable) => opened?,
     };
     let columns: Vec<Column> = source.columns().to_vec();
     let inner = cancel.child_token();
@@ -355,150 +356,6 @@ fn json_value(array: &dyn Array, ty: &LogicalType, row: usize) -> Result<Value, 
             Value::String(uuid.hyphenated().to_string())
         }
     })
-}
-
-/// Prepare `sql`; when it returns no rows, run it and answer the affected rows; `None` when it
-/// returns rows (the caller reads them with the source).
-///
-/// # Cancel safety
-/// On `cancel` the statement is stopped on the server.
-pub async fn execute_if_no_rows(
-    spec: &ConnectSpec,
-    sql: &str,
-    cancel: &CancellationToken,
-) -> Result<Option<u64>, EngineError> {
-    match spec.kind {
-        DbKind::Postgres => {
-            let client = postgres::connect(spec).await?;
-            let statement = client
-                .prepare(sql)
-                .await
-                .map_err(|e| postgres::dialect::source_error(&e, 0))?;
-            if !statement.columns().is_empty() {
-                return Ok(None);
-            }
-            let token = client.cancel_token();
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => {
-                    let _ = tokio::time::timeout(
-                        super::CANCEL_GRACE,
-                        postgres::cancel_query(&token, spec),
-                    )
-                    .await;
-                    Err(EngineError::Cancelled)
-                }
-                // The simple protocol runs any statement (some cannot be prepared and bound).
-                done = client.execute(sql, &[]) => done
-                    .map(Some)
-                    .map_err(|e| postgres::dialect::source_error(&e, 0)),
-            }
-        }
-        DbKind::MySql | DbKind::MariaDb => {
-            use mysql_async::prelude::Queryable;
-            let mut conn = mysql::connect(spec).await?;
-            let error = |e: mysql_async::Error| mysql::source_error(&e);
-            let id = conn.id();
-            // Statements that cannot be prepared (some DDL) are run as text.
-            let returns_rows = match conn.prep(sql).await {
-                Ok(statement) => {
-                    let rows = !statement.columns().is_empty();
-                    let _ = conn.close(statement).await;
-                    rows
-                }
-                Err(mysql_async::Error::Server(s)) if s.code == 1295 => false,
-                Err(e) => return Err(error(e)),
-            };
-            if returns_rows {
-                return Ok(None);
-            }
-            let outcome = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => {
-                    let _ = tokio::time::timeout(super::CANCEL_GRACE, mysql::kill_query(spec, id)).await;
-                    Err(EngineError::Cancelled)
-                }
-                done = conn.query_iter(sql) => match done {
-                    Ok(result) => {
-                        let affected = result.affected_rows();
-                        drop(result);
-                        Ok(Some(affected))
-                    }
-                    Err(e) => Err(error(e)),
-                },
-            };
-            let _ = conn.disconnect().await;
-            outcome
-        }
-        DbKind::Sqlite => {
-            let spec = spec.clone();
-            let sql = sql.to_string();
-            let cancel = cancel.clone();
-            tokio::task::spawn_blocking(move || sqlite_execute_if_no_rows(&spec, &sql, &cancel))
-                .await
-                .map_err(|e| EngineError::Internal(format!("SQLite worker: {e}")))?
-        }
-    }
-}
-
-/// SQLite: the file must exist; statements that write open it read-write.
-fn sqlite_execute_if_no_rows(
-    spec: &ConnectSpec,
-    sql: &str,
-    cancel: &CancellationToken,
-) -> Result<Option<u64>, EngineError> {
-    use rusqlite::OpenFlags;
-    let path = spec
-        .path
-        .as_ref()
-        .ok_or_else(|| EngineError::Internal("no database file path".into()))?;
-    if !path.exists() {
-        return Err(super::ConnectError::DatabaseNotFound(format!(
-            "{} does not exist",
-            path.display()
-        ))
-        .into());
-    }
-    let error = |e: rusqlite::Error| sqlite::source_error(&e);
-    let conn = sqlite::open(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        spec,
-    )
-    .map_err(error)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(error)?;
-    let mut statement = conn.prepare(sql).map_err(error)?;
-    if statement.column_count() > 0 {
-        return Ok(None);
-    }
-    // A long statement is interrupted when the job is cancelled.
-    let interrupt = conn.get_interrupt_handle();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let cancel = cancel.clone();
-        let done = done.clone();
-        std::thread::spawn(move || {
-            use std::sync::atomic::Ordering;
-            while !done.load(Ordering::SeqCst) {
-                if cancel.is_cancelled() {
-                    interrupt.interrupt();
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        })
-    };
-    let result = statement.execute([]);
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = watcher.join();
-    drop(statement);
-    let cancelled = cancel.is_cancelled();
-    match result {
-        _ if cancelled => Err(EngineError::Cancelled),
-        Ok(n) => Ok(Some(n as u64)),
-        Err(e) => Err(error(e)),
-    }
 }
 
 #[cfg(test)]

@@ -212,6 +212,30 @@ pub fn columns_of(schema: &Schema) -> Vec<Column> {
         .collect()
 }
 
+/// A transfer's result must have named columns, distinct ignoring case.
+pub fn check_result_columns(columns: &[Column]) -> Result<(), super::EngineError> {
+    if columns.is_empty() {
+        return Err(super::EngineError::Schema(
+            "the query returns no columns; a transfer needs a query that returns rows".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for c in columns {
+        if c.name.is_empty() {
+            return Err(super::EngineError::Schema(
+                "a result column has no name; give it one with AS".into(),
+            ));
+        }
+        if !seen.insert(c.name.to_lowercase()) {
+            return Err(super::EngineError::Schema(format!(
+                "the result has two columns named {:?}; give them distinct names with AS",
+                c.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (astronomical years; H. Hinnant's
 /// `days_from_civil`). The one calendar routine every dialect uses.
 pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {

@@ -10,8 +10,9 @@ use actix::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use super::events::JobEnd;
+use super::kinds::runner;
 use super::messages::{Finished, JobId};
-use super::outcome::{runner, Conclusion, Outcome};
+use super::outcome::{Conclusion, Outcome};
 use super::JobDeps;
 use crate::codes::ErrorCode;
 use crate::engine::batch::Progress;

@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod events;
+pub mod kinds;
 pub mod messages;
 pub mod outcome;
 pub mod progress;

@@ -15,7 +15,7 @@ use crate::domain::connections::connect_spec;
 use crate::engine::batch::Progress;
 use crate::engine::query::QueryOutput;
 use crate::engine::{ConnectSpec, EngineError};
-use crate::store::jobs::{JobKind, JobStatus};
+use crate::store::jobs::JobStatus;
 
 /// How an attempt ended.
 pub enum Outcome {
@@ -38,7 +38,8 @@ pub struct Conclusion {
 }
 
 /// One kind of job: how an attempt runs, and how its end is saved. The actor holds a job id and
-/// dispatches through this; a new kind is a module implementing it and one line in `runner`.
+/// dispatches through this; a new kind is a module implementing it and one line in
+/// `kinds::runner`.
 pub trait JobRunner: Sync {
     /// Run one attempt to its outcome.
     fn attempt(
@@ -56,14 +57,6 @@ pub trait JobRunner: Sync {
         deps: &'a JobDeps,
         end: Conclusion,
     ) -> LocalBoxFuture<'a, Result<(), sea_orm::DbErr>>;
-}
-
-/// The runner of a kind of job.
-pub fn runner(kind: JobKind) -> &'static dyn JobRunner {
-    match kind {
-        JobKind::Transfer => &super::transfer::TransferJob,
-        JobKind::Query => &super::query::QueryJob,
-    }
 }
 
 /// Start an attempt whose row reads `attempts` so far: unless cancelled already, the job is

@@ -15,6 +15,7 @@ use super::{JobDeps, JobId};
 use crate::engine::batch::{Progress, TargetTable};
 use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
+use crate::engine::{SinkSpec, SourceSpec};
 
 /// Transfers as a kind of job.
 pub struct TransferJob;
@@ -65,13 +66,13 @@ async fn attempt(
     };
     let request = TransferRequest {
         source,
+        read: SourceSpec::Query(transfer.query.clone()),
         target,
-        query: transfer.query.clone(),
-        target_table: TargetTable {
+        write: SinkSpec::Table(TargetTable {
             schema: transfer.target_schema.clone(),
             table: transfer.target_table.clone(),
             overwrite: transfer.overwrite,
-        },
+        }),
         batch_rows: deps.settings.jobs.batch_rows,
         partitioning: transfer
             .partition_column
@@ -86,7 +87,7 @@ async fn attempt(
     let work = {
         let progress = progress.clone();
         async move {
-            super::fail_points::check(&request.query);
+            super::fail_points::check(&transfer.query);
             run_transfer(request, progress, cancel).await
         }
     };

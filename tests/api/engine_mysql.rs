@@ -9,7 +9,7 @@ use mysql_async::Value;
 use sluice::engine::batch::{Progress, TargetTable};
 use sluice::engine::pipeline::{run_transfer, TransferRequest};
 use sluice::engine::types::LogicalType;
-use sluice::engine::{DbKind, EngineError};
+use sluice::engine::{Carrier, EngineError, SourceReader};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
@@ -347,7 +347,7 @@ async fn the_source_describes_mariadb_column_types_exactly() {
     let source = sluice::engine::mysql::source::open(
         &mariadb_spec(&src),
         &format!("SELECT {EDGE_COLUMNS}, 1.5 AS lit, CAST(NULL AS CHAR) AS nothing FROM edge"),
-        DbKind::Postgres,
+        Carrier::PostgresBinary,
     )
     .await
     .unwrap();
@@ -863,12 +863,12 @@ async fn cancel_after_a_second(select_list: &str, from: &str) {
     let request = TransferRequest {
         source: mariadb_spec(&db),
         target: mariadb_spec(&db),
-        query,
-        target_table: TargetTable {
+        read: sluice::engine::SourceSpec::Query(query),
+        write: sluice::engine::SinkSpec::Table(TargetTable {
             schema: None,
             table: "t".into(),
             overwrite: false,
-        },
+        }),
         batch_rows: 10_000,
         partitioning: None,
     };
@@ -1087,11 +1087,11 @@ async fn sink_batches(
         cancel: CancellationToken::new(),
         progress: Arc::new(Progress::default()),
         columns,
-        target: TargetTable {
+        target: sluice::engine::SinkSpec::Table(TargetTable {
             schema: Some(db.to_string()),
             table: table.to_string(),
             overwrite: false,
-        },
+        }),
         copy_offer: None,
     };
     // No default database: the sink creates the target's when missing.

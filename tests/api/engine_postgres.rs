@@ -677,12 +677,12 @@ async fn cancelling_a_long_read_stops_the_query_on_the_server_and_writes_nothing
         let request = TransferRequest {
             source: pg_spec(DB),
             target: pg_spec(DB),
-            query: query.clone(),
-            target_table: TargetTable {
+            read: sluice::engine::SourceSpec::Query(query.clone()),
+            write: sluice::engine::SinkSpec::Table(TargetTable {
                 schema: Some(schema.clone()),
                 table: "target".into(),
                 overwrite,
-            },
+            }),
             batch_rows: 10_000,
             partitioning: None,
         };
@@ -989,12 +989,12 @@ async fn a_million_rows_copy_between_postgresql_tables_with_identical_values() {
     let request = TransferRequest {
         source: pg_spec(DB),
         target: pg_spec(DB),
-        query: format!("SELECT * FROM {s}.src"),
-        target_table: TargetTable {
+        read: sluice::engine::SourceSpec::Query(format!("SELECT * FROM {s}.src")),
+        write: sluice::engine::SinkSpec::Table(TargetTable {
             schema: Some(schema.clone()),
             table: "dst".into(),
             overwrite: false,
-        },
+        }),
         batch_rows: 65_536,
         partitioning: None,
     };

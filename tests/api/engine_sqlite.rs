@@ -961,12 +961,12 @@ async fn cancelled_transfer(
     let request = TransferRequest {
         source: source.spec(),
         target: target.spec(),
-        query: query.into(),
-        target_table: TargetTable {
+        read: sluice::engine::SourceSpec::Query(query.into()),
+        write: sluice::engine::SinkSpec::Table(TargetTable {
             schema: None,
             table: "t".into(),
             overwrite,
-        },
+        }),
         batch_rows: 10_000,
         partitioning: None,
     };
@@ -1066,11 +1066,11 @@ async fn sink_batches(
         cancel: CancellationToken::new(),
         progress: Arc::new(Progress::default()),
         columns,
-        target: TargetTable {
+        target: sluice::engine::SinkSpec::Table(TargetTable {
             schema: None,
             table: table.into(),
             overwrite: false,
-        },
+        }),
         copy_offer: None,
     };
     let spec = target.spec();

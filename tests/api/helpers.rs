@@ -366,7 +366,7 @@ macro_rules! on_both_backends {
 /// An engine-level connection to the machine's PostgreSQL, database `database`.
 pub fn pg_spec(database: &str) -> sluice::engine::ConnectSpec {
     sluice::engine::ConnectSpec {
-        kind: sluice::engine::DbKind::Postgres,
+        kind: sluice::engine::DbKind::named("postgresql"),
         host: PG_HOST.into(),
         port: PG_PORT,
         database: database.into(),
@@ -386,7 +386,7 @@ pub fn pg_spec(database: &str) -> sluice::engine::ConnectSpec {
 /// An engine-level connection to the machine's MariaDB, database `database`.
 pub fn mariadb_spec(database: &str) -> sluice::engine::ConnectSpec {
     sluice::engine::ConnectSpec {
-        kind: sluice::engine::DbKind::MariaDb,
+        kind: sluice::engine::DbKind::named("mariadb"),
         host: MARIADB_HOST.into(),
         port: MARIADB_PORT,
         username: MARIADB_USER.into(),
@@ -398,7 +398,7 @@ pub fn mariadb_spec(database: &str) -> sluice::engine::ConnectSpec {
 /// An engine-level connection to a SQLite file (created by the sink when missing).
 pub fn sqlite_spec(path: &std::path::Path) -> sluice::engine::ConnectSpec {
     sluice::engine::ConnectSpec {
-        kind: sluice::engine::DbKind::Sqlite,
+        kind: sluice::engine::DbKind::named("sqlite"),
         path: Some(path.to_path_buf()),
         ..pg_spec("")
     }
@@ -417,13 +417,13 @@ pub async fn engine_transfer(
     use sluice::engine::pipeline::{run_transfer, TransferRequest};
     let request = TransferRequest {
         source,
+        read: sluice::engine::SourceSpec::Query(query.into()),
         target,
-        query: query.into(),
-        target_table: TargetTable {
+        write: sluice::engine::SinkSpec::Table(TargetTable {
             schema: schema.map(String::from),
             table: table.into(),
             overwrite,
-        },
+        }),
         batch_rows: 1000,
         partitioning: None,
     };

@@ -8,6 +8,13 @@ mod values;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, DriverError, IoError, OptsBuilder, SslOpts};
 
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use super::batch::{SinkContext, SourceSpec};
+use super::connector::{Carrier, Connector, Registered, Scope, SourceReader};
+use super::EngineError;
 use super::{group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo, SslMode};
 
 fn options(spec: &ConnectSpec, ssl: Option<SslOpts>) -> OptsBuilder {
@@ -194,4 +201,134 @@ pub async fn list_tables(
             )
         },
     )))
+}
+
+/// MySQL and MariaDB as kinds of endpoint (one connector).
+pub static MYSQL: Registered = Registered {
+    name: "mysql",
+    aliases: &[],
+    connector: &MySql,
+};
+pub static MARIADB: Registered = Registered {
+    name: "mariadb",
+    aliases: &[],
+    connector: &MySql,
+};
+
+pub struct MySql;
+
+impl Connector for MySql {
+    fn is_server(&self) -> bool {
+        true
+    }
+
+    fn defaults(&self) -> (u16, &'static str) {
+        (3306, "root")
+    }
+
+    fn quote_ident(&self, name: &str) -> Result<String, EngineError> {
+        Ok(dialect::quote(name))
+    }
+
+    fn text_type(&self) -> &'static str {
+        "CHAR"
+    }
+
+    fn server_version<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+    ) -> BoxFuture<'a, Result<String, ConnectError>> {
+        server_version(spec).boxed()
+    }
+
+    /// A MySQL connection is to one database, though it sees the server's others.
+    fn list_tables<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        scope: Scope<'a>,
+    ) -> BoxFuture<'a, Result<Vec<SchemaInfo>, ConnectError>> {
+        let schema = match scope {
+            Scope::Default => Some(spec.database.as_str()).filter(|d| !d.is_empty()),
+            Scope::All => None,
+            Scope::Named(name) => Some(name),
+        };
+        list_tables(spec, schema).boxed()
+    }
+
+    fn open_source<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        source: &'a SourceSpec,
+        carrier: Carrier,
+    ) -> BoxFuture<'a, Result<Box<dyn SourceReader>, EngineError>> {
+        async move {
+            let SourceSpec::Query(query) = source;
+            let opened = source::open(spec, query, carrier).await?;
+            Ok(Box::new(opened) as Box<dyn SourceReader>)
+        }
+        .boxed()
+    }
+
+    fn run_sink<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        ctx: SinkContext,
+    ) -> BoxFuture<'a, Result<u64, EngineError>> {
+        sink::run(spec, ctx).boxed()
+    }
+
+    fn execute<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        sql: &'a str,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Option<u64>, EngineError>> {
+        execute(spec, sql, cancel).boxed()
+    }
+}
+
+/// Prepare `sql`; when it returns no rows, run it and answer the affected rows; `None` when it
+/// returns rows (the caller reads them with a source).
+///
+/// # Cancel safety
+/// On `cancel` the statement is stopped on the server (`KILL QUERY`).
+async fn execute(
+    spec: &ConnectSpec,
+    sql: &str,
+    cancel: &CancellationToken,
+) -> Result<Option<u64>, EngineError> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = connect(spec).await?;
+    let error = |e: mysql_async::Error| source_error(&e);
+    let id = conn.id();
+    // Statements that cannot be prepared (some DDL) are run as text.
+    let returns_rows = match conn.prep(sql).await {
+        Ok(statement) => {
+            let rows = !statement.columns().is_empty();
+            let _ = conn.close(statement).await;
+            rows
+        }
+        Err(mysql_async::Error::Server(s)) if s.code == 1295 => false,
+        Err(e) => return Err(error(e)),
+    };
+    if returns_rows {
+        return Ok(None);
+    }
+    let outcome = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            let _ = tokio::time::timeout(super::CANCEL_GRACE, kill_query(spec, id)).await;
+            Err(EngineError::Cancelled)
+        }
+        done = conn.query_iter(sql) => match done {
+            Ok(result) => {
+                let affected = result.affected_rows();
+                drop(result);
+                Ok(Some(affected))
+            }
+            Err(e) => Err(error(e)),
+        },
+    };
+    let _ = conn.disconnect().await;
+    outcome
 }

@@ -67,6 +67,7 @@ fn target_error(e: &mysql_async::Error) -> EngineError {
 pub async fn run(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineError> {
     let database = ctx
         .target
+        .table()
         .schema
         .clone()
         .filter(|s| !s.is_empty())
@@ -77,7 +78,7 @@ pub async fn run(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineErro
             )
         })?;
     check_ident("database", &database)?;
-    check_ident("table", &ctx.target.table)?;
+    check_ident("table", &ctx.target.table().table)?;
     for c in &ctx.columns {
         check_ident("column", &c.name)?;
     }
@@ -409,6 +410,7 @@ async fn write(
         copy_offer: _,
     } = ctx;
     let io = spec.timeouts.io;
+    let target = target.table();
     let table = target.table.as_str();
     let folded = conn
         .query_first::<u64, _>("SELECT @@lower_case_table_names")

@@ -20,7 +20,9 @@ use super::values::{days_from_civil, is_valid_date, parse_decimal, MICROS_PER_DA
 use super::{connect, connect_with, dialect};
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
 use crate::engine::types::{arrow_schema, Column, Family, LogicalType, NativeType};
-use crate::engine::{within, ConnectSpec, DbKind, EngineError, CANCEL_GRACE};
+use crate::engine::{within, Carrier, ConnectSpec, EngineError, SourceReader, CANCEL_GRACE};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 
 /// Session settings of a reading connection: TIMESTAMP values arrive as UTC.
 const SOURCE_SETUP: &[&str] = &["SET time_zone = '+00:00'"];
@@ -38,7 +40,7 @@ use super::source_error;
 pub async fn open(
     spec: &ConnectSpec,
     query: &str,
-    _target: DbKind,
+    _carrier: Carrier,
 ) -> Result<MySource, EngineError> {
     let mut conn = connect_with(spec, SOURCE_SETUP).await?;
     let io = spec.timeouts.io;
@@ -164,24 +166,30 @@ async fn declared_columns(conn: &mut Conn, meta: &[mysql_async::Column]) -> Vec<
         .collect()
 }
 
-impl MySource {
-    pub fn columns(&self) -> &[Column] {
+impl SourceReader for MySource {
+    fn columns(&self) -> &[Column] {
         &self.columns
     }
 
     /// Read the result into `columns` (each value is converted to its column's logical type
     /// exactly, or the transfer fails naming the column and row).
-    pub fn set_columns(&mut self, columns: Vec<Column>) {
+    fn set_columns(&mut self, columns: Vec<Column>) {
         self.columns = columns;
     }
 
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), EngineError>> {
+        (*self).stream(ctx).boxed()
+    }
+}
+
+impl MySource {
     /// Stream every row into `ctx.tx`, then `End`.
     ///
     /// # Cancel safety
     /// On `ctx.cancel` (or when the sink has gone) the query is stopped on the server with
     /// `KILL QUERY` from a second connection, the reading connection is closed, and the result
     /// is `Cancelled`.
-    pub async fn run(self, ctx: SourceContext) -> Result<(), EngineError> {
+    async fn stream(self, ctx: SourceContext) -> Result<(), EngineError> {
         let MySource {
             columns,
             spec,

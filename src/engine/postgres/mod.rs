@@ -10,6 +10,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use super::batch::{SinkContext, SourceSpec};
+use super::connector::{Carrier, Connector, Registered, Scope, SourceReader};
+use super::EngineError;
 use super::{group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo, SslMode};
 
 /// Open a connection within `spec.timeouts.connect` (TCP, TLS and log-in together); its
@@ -254,4 +261,121 @@ pub(crate) async fn cancel_query(
         Some(config) => token.cancel_query(MakeRustlsConnect::new(config)).await,
     }
     .map_err(|e| error_chain(&e))
+}
+
+/// PostgreSQL as a kind of endpoint.
+pub static KIND: Registered = Registered {
+    name: "postgresql",
+    aliases: &["postgres", "pg"],
+    connector: &Postgres,
+};
+
+pub struct Postgres;
+
+impl Connector for Postgres {
+    fn is_server(&self) -> bool {
+        true
+    }
+
+    fn defaults(&self) -> (u16, &'static str) {
+        (5432, "postgres")
+    }
+
+    fn carrier(&self) -> Carrier {
+        Carrier::PostgresBinary
+    }
+
+    fn quote_ident(&self, name: &str) -> Result<String, EngineError> {
+        Ok(dialect::quote_ident(name))
+    }
+
+    fn text_type(&self) -> &'static str {
+        "text"
+    }
+
+    fn server_version<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+    ) -> BoxFuture<'a, Result<String, ConnectError>> {
+        server_version(spec).boxed()
+    }
+
+    fn list_tables<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        scope: Scope<'a>,
+    ) -> BoxFuture<'a, Result<Vec<SchemaInfo>, ConnectError>> {
+        let schema = match scope {
+            Scope::Default | Scope::All => None,
+            Scope::Named(name) => Some(name),
+        };
+        list_tables(spec, schema).boxed()
+    }
+
+    fn open_source<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        source: &'a SourceSpec,
+        carrier: Carrier,
+    ) -> BoxFuture<'a, Result<Box<dyn SourceReader>, EngineError>> {
+        async move {
+            let SourceSpec::Query(query) = source;
+            let opened = source::open(spec, query, carrier).await?;
+            Ok(Box::new(opened) as Box<dyn SourceReader>)
+        }
+        .boxed()
+    }
+
+    fn run_sink<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        ctx: SinkContext,
+    ) -> BoxFuture<'a, Result<u64, EngineError>> {
+        sink::run(spec, ctx).boxed()
+    }
+
+    fn execute<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        sql: &'a str,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Option<u64>, EngineError>> {
+        execute(spec, sql, cancel).boxed()
+    }
+}
+
+/// Prepare `sql`; when it returns no rows, run it and answer the affected rows; `None` when it
+/// returns rows (the caller reads them with a source).
+///
+/// # Cancel safety
+/// On `cancel` the statement is stopped on the server.
+async fn execute(
+    spec: &ConnectSpec,
+    sql: &str,
+    cancel: &CancellationToken,
+) -> Result<Option<u64>, EngineError> {
+    let client = connect(spec).await?;
+    let statement = client
+        .prepare(sql)
+        .await
+        .map_err(|e| dialect::source_error(&e, 0))?;
+    if !statement.columns().is_empty() {
+        return Ok(None);
+    }
+    let token = client.cancel_token();
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            let _ = tokio::time::timeout(
+                super::CANCEL_GRACE,
+                cancel_query(&token, spec),
+            )
+            .await;
+            Err(EngineError::Cancelled)
+        }
+        // The simple protocol runs any statement (some cannot be prepared and bound).
+        done = client.execute(sql, &[]) => done
+            .map(Some)
+            .map_err(|e| dialect::source_error(&e, 0)),
+    }
 }

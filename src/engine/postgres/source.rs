@@ -23,7 +23,10 @@ use super::passthrough::TupleFramer;
 use super::wire::{self, NumericView};
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
 use crate::engine::types::{arrow_schema, Column, Family, LogicalType, NativeType};
-use crate::engine::{trim_query, within, ConnectSpec, DbKind, EngineError, CANCEL_GRACE};
+use crate::engine::{
+    trim_query, within, Carrier, ConnectSpec, EngineError, SourceReader, CANCEL_GRACE,
+};
+use futures_util::future::BoxFuture;
 
 /// First OID of objects created after initdb: below it, types are built in.
 const FIRST_NORMAL_OID: u32 = 16_384;
@@ -119,13 +122,13 @@ pub struct PgSource {
 pub async fn open(
     spec: &ConnectSpec,
     query: &str,
-    target: DbKind,
+    carrier: Carrier,
 ) -> Result<PgSource, EngineError> {
     let client = super::connect(spec).await?;
     within(
         spec.timeouts.io,
         "source",
-        describe(client, spec, trim_query(query), target),
+        describe(client, spec, trim_query(query), carrier),
     )
     .await
 }
@@ -134,7 +137,7 @@ async fn describe(
     client: Client,
     spec: &ConnectSpec,
     query: &str,
-    target: DbKind,
+    carrier: Carrier,
 ) -> Result<PgSource, EngineError> {
     let statement = client
         .prepare(query)
@@ -199,7 +202,7 @@ async fn describe(
             elem: row.get(3),
         };
         all_builtin &= info.is_builtin();
-        let (ty, decode, select) = map_type(&info, target);
+        let (ty, decode, select) = map_type(&info, carrier);
         let not_null: bool = row.get(4);
         // A table column of a domain type: the result describes it as the domain's base type.
         let domain: Option<String> = row.get(5);
@@ -223,7 +226,8 @@ async fn describe(
     }
 
     let plain = selects.iter().all(|s| *s == Select::Plain);
-    let copy_oids = (target == DbKind::Postgres && all_builtin && plain).then_some(type_oids);
+    let copy_oids =
+        (carrier == Carrier::PostgresBinary && all_builtin && plain).then_some(type_oids);
     let (copy_sql, offset) = if plain {
         let prefix = "COPY (\n";
         (
@@ -371,8 +375,8 @@ fn native_type(t: &TypeInfo) -> Option<NativeType> {
     })
 }
 
-fn map_type(t: &TypeInfo, target: DbKind) -> (LogicalType, Decode, Select) {
-    let to_pg = target == DbKind::Postgres;
+fn map_type(t: &TypeInfo, carrier: Carrier) -> (LogicalType, Decode, Select) {
+    let to_pg = carrier == Carrier::PostgresBinary;
     let plain = |ty, decode| (ty, decode, Select::Plain);
     match t.oid {
         oid::BOOL => plain(LogicalType::Boolean, Decode::Bool),
@@ -496,28 +500,38 @@ fn map_type(t: &TypeInfo, target: DbKind) -> (LogicalType, Decode, Select) {
     }
 }
 
-impl PgSource {
-    pub fn columns(&self) -> &[Column] {
+impl SourceReader for PgSource {
+    fn columns(&self) -> &[Column] {
         &self.columns
     }
 
     /// Describe the result with `columns` (same types, as the caller has checked: the
     /// decoders stay those of this source's own description).
-    pub fn set_columns(&mut self, columns: Vec<Column>) {
+    fn set_columns(&mut self, columns: Vec<Column>) {
         self.columns = columns;
     }
 
+    fn fixed_types(&self) -> bool {
+        true
+    }
+
     /// The result's type OIDs when its COPY tuples could go to a PostgreSQL sink as they are.
-    pub fn copy_oids(&self) -> Option<&[u32]> {
+    fn copy_oids(&self) -> Option<&[u32]> {
         self.copy_oids.as_deref()
     }
 
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), EngineError>> {
+        (*self).stream(ctx).boxed()
+    }
+}
+
+impl PgSource {
     /// Stream every row to the sink, then `End`.
     ///
     /// # Cancel safety
     /// On `ctx.cancel` (or any failure while the COPY runs) the COPY is cancelled on the
     /// server and its end awaited before returning, so no query of this transfer keeps running.
-    pub async fn run(self, mut ctx: SourceContext) -> Result<(), EngineError> {
+    async fn stream(self, mut ctx: SourceContext) -> Result<(), EngineError> {
         let PgSource {
             columns,
             decoders,

@@ -10,6 +10,13 @@ use std::path::Path;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Connection, OpenFlags};
 
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use super::batch::{SinkContext, SourceSpec};
+use super::connector::{Carrier, Connector, Registered, Scope, SourceReader};
+use super::EngineError;
 use super::{group_columns, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo};
 
 /// Open a database file the way every SQLite connection of Sluice is opened: statements may
@@ -203,4 +210,141 @@ pub async fn list_tables(
         Ok(group_columns(rows))
     })
     .await
+}
+
+/// SQLite as a kind of endpoint: a database file on the Sluice host.
+pub static KIND: Registered = Registered {
+    name: "sqlite",
+    aliases: &["sqlite3"],
+    connector: &Sqlite,
+};
+
+pub struct Sqlite;
+
+impl Connector for Sqlite {
+    fn is_server(&self) -> bool {
+        false
+    }
+
+    fn quote_ident(&self, name: &str) -> Result<String, EngineError> {
+        dialect::quote_ident(name)
+    }
+
+    fn text_type(&self) -> &'static str {
+        "TEXT"
+    }
+
+    fn server_version<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+    ) -> BoxFuture<'a, Result<String, ConnectError>> {
+        server_version(spec).boxed()
+    }
+
+    fn list_tables<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        scope: Scope<'a>,
+    ) -> BoxFuture<'a, Result<Vec<SchemaInfo>, ConnectError>> {
+        let schema = match scope {
+            Scope::Default | Scope::All => None,
+            Scope::Named(name) => Some(name),
+        };
+        list_tables(spec, schema).boxed()
+    }
+
+    fn open_source<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        source: &'a SourceSpec,
+        carrier: Carrier,
+    ) -> BoxFuture<'a, Result<Box<dyn SourceReader>, EngineError>> {
+        async move {
+            let SourceSpec::Query(query) = source;
+            let opened = source::open(spec, query, carrier).await?;
+            Ok(Box::new(opened) as Box<dyn SourceReader>)
+        }
+        .boxed()
+    }
+
+    fn run_sink<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        ctx: SinkContext,
+    ) -> BoxFuture<'a, Result<u64, EngineError>> {
+        sink::run(spec, ctx).boxed()
+    }
+
+    fn execute<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        sql: &'a str,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Option<u64>, EngineError>> {
+        let (spec, sql, cancel) = (spec.clone(), sql.to_string(), cancel.clone());
+        async move {
+            tokio::task::spawn_blocking(move || execute_blocking(&spec, &sql, &cancel))
+                .await
+                .map_err(|e| EngineError::Internal(format!("SQLite worker: {e}")))?
+        }
+        .boxed()
+    }
+}
+
+/// SQLite: the file must exist; statements that write open it read-write.
+fn execute_blocking(
+    spec: &ConnectSpec,
+    sql: &str,
+    cancel: &CancellationToken,
+) -> Result<Option<u64>, EngineError> {
+    use rusqlite::OpenFlags;
+    let path = spec
+        .path
+        .as_ref()
+        .ok_or_else(|| EngineError::Internal("no database file path".into()))?;
+    if !path.exists() {
+        return Err(
+            ConnectError::DatabaseNotFound(format!("{} does not exist", path.display())).into(),
+        );
+    }
+    let error = |e: rusqlite::Error| source_error(&e);
+    let conn = open(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        spec,
+    )
+    .map_err(error)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(error)?;
+    let mut statement = conn.prepare(sql).map_err(error)?;
+    if statement.column_count() > 0 {
+        return Ok(None);
+    }
+    // A long statement is interrupted when the job is cancelled.
+    let interrupt = conn.get_interrupt_handle();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let cancel = cancel.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            use std::sync::atomic::Ordering;
+            while !done.load(Ordering::SeqCst) {
+                if cancel.is_cancelled() {
+                    interrupt.interrupt();
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let result = statement.execute([]);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watcher.join();
+    drop(statement);
+    let cancelled = cancel.is_cancelled();
+    match result {
+        _ if cancelled => Err(EngineError::Cancelled),
+        Ok(n) => Ok(Some(n as u64)),
+        Err(e) => Err(error(e)),
+    }
 }

@@ -38,14 +38,14 @@ pub async fn run(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineErro
         .path
         .clone()
         .ok_or_else(|| target_message("no database file path"))?;
-    if let Some(schema) = ctx.target.schema.as_deref() {
+    if let Some(schema) = ctx.target.table().schema.as_deref() {
         if !schema.is_empty() && !schema.eq_ignore_ascii_case("main") {
             return Err(EngineError::Schema(format!(
                 "SQLite has no schemas: the target schema must be empty or \"main\", not {schema:?}"
             )));
         }
     }
-    quote_ident(&ctx.target.table)?;
+    quote_ident(&ctx.target.table().table)?;
     for c in &ctx.columns {
         quote_ident(&c.name)?;
         dialect::column_ddl(c)?;
@@ -294,12 +294,13 @@ fn load(
     limit: Duration,
 ) -> Result<Committed, EngineError> {
     begin(conn, &ctx.cancel, limit)?;
-    let table = ctx.target.table.clone();
+    let target = ctx.target.table().clone();
+    let table = target.table.clone();
     let existing = existing(conn, &table)?;
 
     // Where rows go, and the affinity of each target column (in source column order).
     let (insert_table, affinities, swap) = match existing {
-        Existing::Table { columns } if !ctx.target.overwrite => {
+        Existing::Table { columns } if !target.overwrite => {
             let mut affinities = Vec::with_capacity(ctx.columns.len());
             for c in &ctx.columns {
                 // SQLite compares column names without regard to ASCII case.

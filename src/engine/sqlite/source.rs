@@ -28,7 +28,9 @@ use super::dialect;
 use super::values::{self, clip, parse_decimal, write_f64, TextBuf};
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
 use crate::engine::types::{arrow_schema, Column, LogicalType};
-use crate::engine::{ConnectSpec, DbKind, EngineError};
+use crate::engine::{Carrier, ConnectSpec, EngineError, SourceReader};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 
 /// Check the cancellation token every this many rows (a long single step is interrupted).
 const CANCEL_CHECK_ROWS: u64 = 256;
@@ -60,7 +62,7 @@ impl Drop for InterruptOnDrop {
 pub async fn open(
     spec: &ConnectSpec,
     query: &str,
-    _target: DbKind,
+    _carrier: Carrier,
 ) -> Result<SqliteSource, EngineError> {
     if query.contains('\0') {
         return Err(source_message("the query contains a NUL character"));
@@ -101,19 +103,25 @@ pub async fn open(
     }
 }
 
-impl SqliteSource {
-    pub fn columns(&self) -> &[Column] {
+impl SourceReader for SqliteSource {
+    fn columns(&self) -> &[Column] {
         &self.columns
     }
 
     /// Read the result into `columns` rather than the types this source inferred (a
     /// partition's first row may type an expression column differently from the whole
     /// query's); each value is converted exactly or the transfer fails naming it.
-    pub fn set_columns(&mut self, columns: Vec<Column>) {
+    fn set_columns(&mut self, columns: Vec<Column>) {
         self.columns = columns;
     }
 
-    pub async fn run(self, ctx: SourceContext) -> Result<(), EngineError> {
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), EngineError>> {
+        (*self).stream(ctx).boxed()
+    }
+}
+
+impl SqliteSource {
+    async fn stream(self, ctx: SourceContext) -> Result<(), EngineError> {
         // A step that runs long (a big sort, a huge join) is stopped by interrupting it.
         let finished = CancellationToken::new();
         let watcher = tokio::spawn({

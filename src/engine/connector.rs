@@ -1,0 +1,250 @@
+//! The connector contract: what every kind of endpoint implements in its own folder under
+//! `src/engine/` (connection test, catalog, sources, sinks, statements, quoting), and what a
+//! connection to one is (`ConnectSpec`). The kinds themselves are listed in `registry`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use super::batch::{SinkContext, SourceContext, SourceSpec};
+use super::error::{ConnectError, EngineError};
+use super::types::Column;
+use crate::catalog::SchemaInfo;
+
+/// TLS to the database server (libpq's words; the same for MySQL/MariaDB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Plain connection.
+    Disable,
+    /// TLS when the server offers it, without certificate checks; else plain.
+    #[default]
+    Prefer,
+    /// TLS or fail; the certificate is not checked.
+    Require,
+    /// TLS; the certificate chain is checked against the trusted roots, not the host name.
+    VerifyCa,
+    /// TLS; chain and host name are checked.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "disable" | "disabled" => Some(Self::Disable),
+            "prefer" | "preferred" => Some(Self::Prefer),
+            "require" | "required" => Some(Self::Require),
+            "verify-ca" | "verify_ca" => Some(Self::VerifyCa),
+            "verify-full" | "verify_full" | "verify_identity" => Some(Self::VerifyFull),
+            _ => None,
+        }
+    }
+
+    pub const WORDS: &'static str = "disable, prefer, require, verify-ca, verify-full";
+}
+
+/// TCP keepalive on every connection to a user's database: the first probe after this long
+/// without traffic (or after the I/O timeout, if shorter), then every `KEEPALIVE_INTERVAL`,
+/// `KEEPALIVE_RETRIES` times.
+pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const KEEPALIVE_RETRIES: u32 = 3;
+
+/// How long Sluice waits on a user's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting: TCP, TLS and the log-in together.
+    pub connect: Duration,
+    /// Any wait on an open connection: an answer, the next rows, a write taken.
+    pub io: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            io: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Everything needed to open a connection to a user's database.
+#[derive(Debug, Clone)]
+pub struct ConnectSpec {
+    pub kind: DbKind,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub username: String,
+    pub password: Option<SecretString>,
+    /// Database file (sqlite).
+    pub path: Option<PathBuf>,
+    pub ssl_mode: SslMode,
+    /// Extra trusted CA certificates (PEM) for `verify-ca` / `verify-full`.
+    pub ssl_root_cert: Option<PathBuf>,
+    pub timeouts: Timeouts,
+    /// The session may not change data (queries of users who are not admins): PostgreSQL
+    /// `default_transaction_read_only`, MySQL `SET SESSION TRANSACTION READ ONLY`, SQLite
+    /// `PRAGMA query_only`.
+    pub read_only: bool,
+}
+
+/// One registered kind.
+pub struct Registered {
+    /// As stored and answered (`postgresql`).
+    pub name: &'static str,
+    /// Other spellings accepted as input (`postgres`, `pg`).
+    pub aliases: &'static [&'static str],
+    pub connector: &'static dyn Connector,
+}
+
+/// A kind of endpoint (PostgreSQL, MySQL, MariaDB, SQLite, …): a registered connector.
+#[derive(Clone, Copy)]
+pub struct DbKind(&'static Registered);
+
+impl DbKind {
+    /// A kind for its registry entry (see `registry`).
+    pub(crate) const fn of(entry: &'static Registered) -> Self {
+        DbKind(entry)
+    }
+
+    /// The canonical name, as stored and answered.
+    pub fn as_str(self) -> &'static str {
+        self.0.name
+    }
+
+    pub fn connector(self) -> &'static dyn Connector {
+        self.0.connector
+    }
+
+    /// Whether connections name a server (host, port, database, user) rather than a file.
+    pub fn is_server(self) -> bool {
+        self.connector().is_server()
+    }
+}
+
+impl PartialEq for DbKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for DbKind {}
+
+impl std::fmt::Debug for DbKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+/// How a source hands values to a sink: the logical types' portable forms, or PostgreSQL's
+/// binary values as they are (arrays, intervals and other built-ins copied bit for bit) when
+/// the sink is PostgreSQL. A sink's connector names the carrier it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    Portable,
+    PostgresBinary,
+}
+
+/// Which schemas a catalog listing covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// What the connection itself points at (a MySQL connection's database; a PostgreSQL
+    /// database's schemas; SQLite's `main`).
+    Default,
+    /// Everything the user can see.
+    All,
+    Named(&'a str),
+}
+
+/// An opened source: its columns are known, no row has been read yet.
+pub trait SourceReader: Send {
+    fn columns(&self) -> &[Column];
+
+    /// Produce batches of `columns` (the partitions of one transfer share the whole query's
+    /// description; see `partition::conform`).
+    fn set_columns(&mut self, columns: Vec<Column>);
+
+    /// Whether its decoders are fixed by its own description (then a partition must describe
+    /// the same types as the whole query), rather than converting each value to the column's
+    /// type.
+    fn fixed_types(&self) -> bool {
+        false
+    }
+
+    /// The result's type OIDs when it could hand a PostgreSQL sink its binary COPY tuples as
+    /// they are (see `postgres::passthrough`).
+    fn copy_oids(&self) -> Option<&[u32]> {
+        None
+    }
+
+    /// Stream every row into `ctx.tx`, then `End`.
+    ///
+    /// # Cancel safety
+    /// On `ctx.cancel` the source stops its query on the server and returns `Cancelled`.
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), EngineError>>;
+}
+
+/// One kind of endpoint.
+pub trait Connector: Sync {
+    /// Whether connections name a server (host, port, database, user) rather than a file.
+    fn is_server(&self) -> bool;
+
+    /// The port and user a URL without them means (servers).
+    fn defaults(&self) -> (u16, &'static str) {
+        (0, "")
+    }
+
+    /// The carrier a sink of this kind takes.
+    fn carrier(&self) -> Carrier {
+        Carrier::Portable
+    }
+
+    /// An identifier quoted for this dialect's SQL (refused when it cannot be quoted).
+    fn quote_ident(&self, name: &str) -> Result<String, EngineError>;
+
+    /// A type any value casts to as text in this dialect's SQL.
+    fn text_type(&self) -> &'static str;
+
+    /// Connect and name the server's version.
+    fn server_version<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+    ) -> BoxFuture<'a, Result<String, ConnectError>>;
+
+    /// Schemas, tables and columns, read live.
+    fn list_tables<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        scope: Scope<'a>,
+    ) -> BoxFuture<'a, Result<Vec<SchemaInfo>, ConnectError>>;
+
+    /// Connect and describe what `source` reads, for a sink that takes `carrier`.
+    fn open_source<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        source: &'a SourceSpec,
+        carrier: Carrier,
+    ) -> BoxFuture<'a, Result<Box<dyn SourceReader>, EngineError>>;
+
+    /// Write everything the channel brings, atomically; the rows written.
+    ///
+    /// # Cancel safety
+    /// On `ctx.cancel`, or when the channel closes without `End`, the target is left as it was.
+    fn run_sink<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        ctx: SinkContext,
+    ) -> BoxFuture<'a, Result<u64, EngineError>>;
+
+    /// Run `sql` when it is a statement that returns no rows, and say how many it touched;
+    /// `None` (nothing run) for one that returns rows (read those with a source).
+    fn execute<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        sql: &'a str,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Option<u64>, EngineError>>;
+}
