@@ -17,8 +17,6 @@ use super::types::Column;
 /// memory whatever the row count.
 pub const CHANNEL_BATCHES: usize = 3;
 
-/// Default rows per batch (setting `jobs.batch_rows`).
-pub const DEFAULT_BATCH_ROWS: usize = 65_536;
 /// A batch is also cut when its values pass this many bytes (wide rows). With
 /// `CHANNEL_BATCHES` in the channel, one being filled and one being written, this keeps a
 /// transfer's memory near 50 MB whatever the row width (measured in bench/RESULTS.md).
@@ -59,7 +57,6 @@ pub struct CopyOffer {
 /// Live counters of one transfer, read by the API while it runs.
 #[derive(Debug)]
 pub struct Progress {
-    pub rows_read: AtomicU64,
     pub rows_written: AtomicU64,
     pub bytes_read: AtomicU64,
     /// When the job started (kept across retried attempts), for rates and elapsed time.
@@ -69,7 +66,6 @@ pub struct Progress {
 impl Default for Progress {
     fn default() -> Self {
         Self {
-            rows_read: AtomicU64::new(0),
             rows_written: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             started: Instant::now(),
@@ -78,8 +74,7 @@ impl Default for Progress {
 }
 
 impl Progress {
-    pub fn add_read(&self, rows: u64, bytes: u64) {
-        self.rows_read.fetch_add(rows, Ordering::Relaxed);
+    pub fn add_read(&self, bytes: u64) {
         self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
     }
 
@@ -97,7 +92,6 @@ impl Progress {
 
     /// Back to zero (a retried attempt starts over).
     pub fn reset(&self) {
-        self.rows_read.store(0, Ordering::Relaxed);
         self.rows_written.store(0, Ordering::Relaxed);
         self.bytes_read.store(0, Ordering::Relaxed);
     }
@@ -157,7 +151,7 @@ impl SourceContext {
     /// Hand a batch to the sink; waits while the channel is full (back-pressure).
     /// Fails with `Cancelled` when the job is cancelled or the sink has gone.
     pub async fn send(&self, batch: RecordBatch, bytes: u64) -> Result<(), EngineError> {
-        self.progress.add_read(batch.num_rows() as u64, bytes);
+        self.progress.add_read(bytes);
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => Err(EngineError::Cancelled),
@@ -167,7 +161,7 @@ impl SourceContext {
 
     /// Hand tuples of a binary COPY stream to the sink, like `send`.
     pub async fn send_copy(&self, chunk: CopyChunk) -> Result<(), EngineError> {
-        self.progress.add_read(chunk.rows, chunk.data.len() as u64);
+        self.progress.add_read(chunk.data.len() as u64);
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => Err(EngineError::Cancelled),

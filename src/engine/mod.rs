@@ -13,6 +13,7 @@ pub mod registry;
 pub mod sqlite;
 pub mod tls;
 pub mod types;
+pub mod values;
 
 use std::time::{Duration, Instant};
 

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch::{copy_not_offered, Message, Progress, SourceContext, CHANNEL_BATCHES};
 use super::pipeline::open_source;
 use super::types::{Column, LogicalType};
+use super::values::{self, Fraction};
 use super::{Carrier, ConnectSpec, EngineError, SourceSpec};
 
 /// Limits on what a query keeps.
@@ -233,23 +234,9 @@ fn decimal_text(text: String) -> Value {
 }
 
 fn decimal128_text(v: i128, scale: i8) -> String {
-    if scale <= 0 {
-        let mut s = v.to_string();
-        for _ in 0..(-scale) {
-            s.push('0');
-        }
-        return s;
-    }
-    let scale = scale as usize;
-    let negative = v < 0;
-    let digits = v.unsigned_abs().to_string();
-    let padded = if digits.len() <= scale {
-        format!("{}{digits}", "0".repeat(scale - digits.len() + 1))
-    } else {
-        digits
-    };
-    let (int, frac) = padded.split_at(padded.len() - scale);
-    format!("{}{int}.{frac}", if negative { "-" } else { "" })
+    let mut text = String::new();
+    values::push_ascii(&mut text, |b| values::write_decimal(b, v, scale));
+    text
 }
 
 fn date_text(days: i32) -> String {
@@ -268,14 +255,11 @@ fn timestamp_text(micros: i64, utc: bool) -> String {
 }
 
 fn time_text(micros: i64) -> String {
-    let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
-    format!(
-        "{:02}:{:02}:{:02}.{frac:06}",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
+    let mut text = String::new();
+    values::push_ascii(&mut text, |b| {
+        values::write_time(b, micros, Fraction::Always)
+    });
+    text
 }
 
 /// One row of a batch as JSON values, with types kept: numbers where exact, 64-bit integers

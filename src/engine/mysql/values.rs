@@ -2,17 +2,17 @@
 //! dates, decimal text ↔ i128, and the text forms LOAD DATA reads. No allocation: everything
 //! writes into the caller's buffer.
 
-pub const MICROS_PER_SECOND: i64 = 1_000_000;
-pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+use crate::engine::values::{self, Fraction};
+pub use crate::engine::values::{MICROS_PER_DAY, MICROS_PER_SECOND};
 
 /// Days since 1970-01-01 of a date (the shared calendar routine, at MySQL's date width).
 pub fn days_from_civil(year: i32, month: u32, day: u32) -> i32 {
-    crate::engine::types::days_from_civil(year.into(), month, day) as i32
+    values::days_from_civil(year.into(), month, day) as i32
 }
 
 /// The date of a day number (inverse of `days_from_civil`).
 pub fn civil_from_days(days: i32) -> (i32, u32, u32) {
-    let (year, month, day) = crate::engine::types::civil_from_days(days.into());
+    let (year, month, day) = values::civil_from_days(days.into());
     (year as i32, month, day)
 }
 
@@ -74,31 +74,7 @@ pub fn parse_decimal(text: &[u8], scale: u32) -> Option<i128> {
 
 /// Write an integer at `scale` decimal places as exact decimal text.
 pub fn write_decimal(buf: &mut Vec<u8>, value: i128, scale: u32) {
-    let mut digits = [0u8; 48];
-    let mut n = value.unsigned_abs();
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        n /= 10;
-        len += 1;
-        if n == 0 {
-            break;
-        }
-    }
-    let scale = scale as usize;
-    while len <= scale {
-        digits[len] = b'0';
-        len += 1;
-    }
-    if value < 0 {
-        buf.push(b'-');
-    }
-    for i in (0..len).rev() {
-        buf.push(digits[i]);
-        if i == scale && scale > 0 {
-            buf.push(b'.');
-        }
-    }
+    values::write_decimal(buf, value, scale.min(127) as i8);
 }
 
 pub fn write_u64(buf: &mut Vec<u8>, mut n: u64) {
@@ -134,41 +110,19 @@ pub fn write_f64(buf: &mut Vec<u8>, v: f64) {
     }
 }
 
-fn write_2(buf: &mut Vec<u8>, n: u32) {
-    buf.push(b'0' + (n / 10 % 10) as u8);
-    buf.push(b'0' + (n % 10) as u8);
-}
-
 /// "YYYY-MM-DD"; `false` (nothing written) outside years 1..=9999.
 pub fn write_date(buf: &mut Vec<u8>, days: i32) -> bool {
     let (y, m, d) = civil_from_days(days);
     if !(1..=9999).contains(&y) {
         return false;
     }
-    let y = y as u32;
-    write_2(buf, y / 100);
-    write_2(buf, y % 100);
-    buf.push(b'-');
-    write_2(buf, m);
-    buf.push(b'-');
-    write_2(buf, d);
+    values::write_ymd(buf, y as u32, m, d);
     true
 }
 
 /// "HH:MM:SS.ffffff" for microseconds since midnight (up to 24:00:00).
 pub fn write_time(buf: &mut Vec<u8>, micros: i64) {
-    let secs = micros.div_euclid(MICROS_PER_SECOND);
-    let frac = micros.rem_euclid(MICROS_PER_SECOND) as u32;
-    let h = (secs / 3600) as u32;
-    write_2(buf, h);
-    buf.push(b':');
-    write_2(buf, (secs / 60 % 60) as u32);
-    buf.push(b':');
-    write_2(buf, (secs % 60) as u32);
-    buf.push(b'.');
-    write_2(buf, frac / 10_000);
-    write_2(buf, frac / 100 % 100);
-    write_2(buf, frac % 100);
+    values::write_time(buf, micros, Fraction::Always);
 }
 
 /// "YYYY-MM-DD HH:MM:SS.ffffff"; `false` outside years 1..=9999.
@@ -187,17 +141,7 @@ pub fn write_timestamp(buf: &mut Vec<u8>, micros: i64) -> bool {
     true
 }
 
-/// Lowercase hyphenated UUID text.
-pub fn write_uuid(buf: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        if i == 4 || i == 6 || i == 8 || i == 10 {
-            buf.push(b'-');
-        }
-        buf.push(HEX[(b >> 4) as usize]);
-        buf.push(HEX[(b & 15) as usize]);
-    }
-}
+pub use crate::engine::values::write_uuid;
 
 pub fn write_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";

@@ -1,6 +1,7 @@
 //! PostgreSQL binary wire formats shared by the source (decoding) and the sink (encoding):
 //! numeric, dates and times, intervals, and the text forms other targets receive.
 
+use crate::engine::values::{self, Fraction};
 use std::fmt::Write as _;
 
 use bytes::{BufMut, BytesMut};
@@ -46,7 +47,7 @@ pub const PG_EPOCH_DAYS: i32 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.
 pub const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// A day in microseconds; `time` may be exactly 24:00:00.
-pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+pub use crate::engine::values::MICROS_PER_DAY;
 
 /// PostgreSQL's date range in days since 2000-01-01: julian day 0 (4714-11-24 BC) up to,
 /// not including, julian day 2147483494 (5874898-01-01).
@@ -406,42 +407,24 @@ pub fn put_numeric_text(buf: &mut BytesMut, text: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub use crate::engine::types::civil_from_days;
-
 /// "2024-01-31" (years before 1 as negative astronomical years).
 pub fn write_date(out: &mut String, days_since_1970: i64) {
-    let (y, m, d) = civil_from_days(days_since_1970);
+    let (y, m, d) = values::civil_from_days(days_since_1970);
     if y < 0 {
-        let _ = write!(out, "-{:04}-{m:02}-{d:02}", -y);
-    } else {
-        let _ = write!(out, "{y:04}-{m:02}-{d:02}");
+        out.push('-');
     }
+    values::push_ascii(out, |b| {
+        values::write_ymd(b, y.unsigned_abs().min(u32::MAX.into()) as u32, m, d)
+    });
 }
 
 /// "13:45:00" or "13:45:00.1234" (trailing zeros of the fraction dropped).
 pub fn write_time(out: &mut String, micros: i64) {
-    let secs = micros / 1_000_000;
-    let frac = micros % 1_000_000;
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
-    write_fraction(out, frac as u32);
+    values::push_ascii(out, |b| values::write_time(b, micros, Fraction::Trimmed));
 }
 
-fn write_fraction(out: &mut String, mut frac: u32) {
-    if frac == 0 {
-        return;
-    }
-    let mut width = 6;
-    while frac % 10 == 0 {
-        frac /= 10;
-        width -= 1;
-    }
-    let _ = write!(out, ".{frac:0width$}");
+fn write_fraction(out: &mut String, frac: u32) {
+    values::push_ascii(out, |b| values::write_fraction(b, frac));
 }
 
 /// "2024-01-31T13:45:00.123456" from PostgreSQL's µs since 2000-01-01 (the form
@@ -522,14 +505,7 @@ pub fn write_json_string(out: &mut String, s: &str) {
 
 /// Lowercase hyphenated UUID text.
 pub fn write_uuid(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 0xf) as usize] as char);
-    }
+    values::push_ascii(out, |b| values::write_uuid(b, bytes));
 }
 
 #[cfg(test)]

@@ -7,31 +7,23 @@ use chrono::{Datelike, NaiveDate};
 
 /// Days from 0001-01-01 (CE day 1) to 1970-01-01.
 const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
-pub const MICROS_PER_DAY: i64 = 86_400_000_000;
-const MICROS_PER_SEC: i64 = 1_000_000;
+pub use crate::engine::values::MICROS_PER_DAY;
+use crate::engine::values::MICROS_PER_SECOND as MICROS_PER_SEC;
+use crate::engine::values::{self, Fraction};
 
-/// A fixed-size text buffer for one formatted value.
+/// A reusable text buffer for one formatted value (cleared, not freed, between values).
+#[derive(Default)]
 pub struct TextBuf {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl Default for TextBuf {
-    fn default() -> Self {
-        Self {
-            buf: [0; 64],
-            len: 0,
-        }
-    }
+    buf: Vec<u8>,
 }
 
 impl TextBuf {
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.buf.clear();
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        &self.buf
     }
 
     pub fn as_str(&self) -> &str {
@@ -40,28 +32,12 @@ impl TextBuf {
     }
 
     fn push(&mut self, b: u8) {
-        self.buf[self.len] = b;
-        self.len += 1;
+        self.buf.push(b);
     }
 
     /// `value` in decimal, left-padded with zeros to `width` digits.
-    fn push_padded(&mut self, mut value: u128, width: usize) {
-        let mut digits = [0u8; 40];
-        let mut n = 0;
-        loop {
-            digits[n] = b'0' + (value % 10) as u8;
-            n += 1;
-            value /= 10;
-            if value == 0 {
-                break;
-            }
-        }
-        for _ in n..width {
-            self.push(b'0');
-        }
-        for i in (0..n).rev() {
-            self.push(digits[i]);
-        }
+    fn push_padded(&mut self, value: u128, width: usize) {
+        values::write_padded(&mut self.buf, value, width);
     }
 
     pub fn push_str(&mut self, s: &str) {
@@ -101,17 +77,7 @@ impl TextBuf {
                 "time ({micros} µs after midnight) is outside 00:00:00..24:00:00"
             ));
         }
-        let secs = micros / MICROS_PER_SEC;
-        let frac = micros % MICROS_PER_SEC;
-        self.push_padded((secs / 3600) as u128, 2);
-        self.push(b':');
-        self.push_padded((secs / 60 % 60) as u128, 2);
-        self.push(b':');
-        self.push_padded((secs % 60) as u128, 2);
-        if frac != 0 {
-            self.push(b'.');
-            self.push_padded(frac as u128, 6);
-        }
+        values::write_time(&mut self.buf, micros, Fraction::WhenNonZero);
         Ok(())
     }
 
@@ -127,21 +93,7 @@ impl TextBuf {
 
     /// A Decimal128 value with `scale` fraction digits ("-12.3400").
     pub fn push_decimal(&mut self, value: i128, scale: i8) {
-        if value < 0 {
-            self.push(b'-');
-        }
-        let magnitude = value.unsigned_abs();
-        if scale <= 0 {
-            self.push_padded(magnitude, 1);
-            for _ in scale..0 {
-                self.push(b'0');
-            }
-            return;
-        }
-        let pow = 10u128.pow(scale as u32);
-        self.push_padded(magnitude / pow, 1);
-        self.push(b'.');
-        self.push_padded(magnitude % pow, scale as usize);
+        values::write_decimal(&mut self.buf, value, scale);
     }
 }
 
