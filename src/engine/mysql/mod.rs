@@ -1,6 +1,9 @@
 //! MySQL and MariaDB: connecting (with TLS per `sslMode`) and reading the catalog.
 
+mod commit;
 pub mod dialect;
+mod encode;
+mod load;
 pub mod sink;
 pub mod source;
 mod values;
