@@ -1,6 +1,7 @@
 //! PostgreSQL: connecting (with TLS per `sslMode`) and reading the catalog.
 
 pub mod dialect;
+mod encode;
 pub mod passthrough;
 pub mod sink;
 pub mod source;

@@ -4,16 +4,6 @@
 //! forwarded as the source's own tuples: see `passthrough`), and the transaction commits only
 //! after `End`.
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-    Time64MicrosecondType, TimestampMicrosecondType, UInt64Type,
-};
-use arrow_array::{
-    Array, BinaryArray, BooleanArray, Date32Array, Decimal128Array, FixedSizeBinaryArray,
-    Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    Time64MicrosecondArray, TimestampMicrosecondArray, UInt64Array,
-};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -21,134 +11,15 @@ use futures_util::SinkExt;
 use tokio_postgres::{Client, Transaction};
 
 use super::dialect::{self, check_ident, column_ddl, column_ddl_type, qualified, quote_ident};
+use super::encode::{encode_row, natural_oid, typed_columns, wire_for, Wire};
 use super::wire;
 use super::OnTarget;
-use crate::engine::batch::{copy_not_offered, Message, SinkContext};
+use crate::engine::batch::{copy_not_offered, Message, SinkContext, TargetTable};
 use crate::engine::types::{Column, Family, LogicalType};
 use crate::engine::{ConnectSpec, EngineError, CANCEL_GRACE};
 
 /// Encoded bytes handed to the COPY at a time.
 const FLUSH_BYTES: usize = 1 << 20;
-
-/// How a value is written on the wire, chosen per column from its logical type and the
-/// target column's type.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Wire {
-    Bool,
-    Int2,
-    Int4,
-    Int8,
-    Float4,
-    Float8,
-    Numeric,
-    /// text, varchar, char, name, json: the UTF-8 bytes.
-    Text,
-    /// jsonb: version 1, then the text.
-    Jsonb,
-    Bytea,
-    Date,
-    Time,
-    /// timestamp and timestamptz (µs since 2000-01-01).
-    Timestamp,
-    Uuid,
-    /// PgRaw: the source's bytes as they came.
-    Raw,
-    /// PgRaw `json` into jsonb: version 1, then the bytes.
-    RawJsonb,
-}
-
-mod oid {
-    pub const BOOL: u32 = 16;
-    pub const BYTEA: u32 = 17;
-    pub const NAME: u32 = 19;
-    pub const INT8: u32 = 20;
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
-    pub const TEXT: u32 = 25;
-    pub const JSON: u32 = 114;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const BPCHAR: u32 = 1042;
-    pub const VARCHAR: u32 = 1043;
-    pub const DATE: u32 = 1082;
-    pub const TIME: u32 = 1083;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const NUMERIC: u32 = 1700;
-    pub const UUID: u32 = 2950;
-    pub const JSONB: u32 = 3802;
-}
-
-/// The type OID of the column `column_ddl` creates for a result column.
-fn natural_oid(column: &Column) -> u32 {
-    match &column.ty {
-        LogicalType::Boolean => oid::BOOL,
-        LogicalType::Int16 => oid::INT2,
-        LogicalType::Int32 => oid::INT4,
-        LogicalType::Int64 => oid::INT8,
-        LogicalType::UInt64 | LogicalType::Decimal { .. } | LogicalType::BigDecimal { .. } => {
-            oid::NUMERIC
-        }
-        LogicalType::Float32 => oid::FLOAT4,
-        LogicalType::Float64 => oid::FLOAT8,
-        LogicalType::Text { .. } => match dialect::ddl_type(&column.ty).as_str() {
-            t if t.starts_with("varchar") => oid::VARCHAR,
-            t if t.starts_with("char") => oid::BPCHAR,
-            _ => oid::TEXT,
-        },
-        LogicalType::Binary { .. } => oid::BYTEA,
-        LogicalType::Date => oid::DATE,
-        LogicalType::Time => oid::TIME,
-        LogicalType::Timestamp => oid::TIMESTAMP,
-        LogicalType::TimestampTz => oid::TIMESTAMPTZ,
-        LogicalType::Uuid => oid::UUID,
-        LogicalType::Json | LogicalType::Array { .. } => oid::JSONB,
-        LogicalType::Interval | LogicalType::Other { .. } => oid::TEXT,
-        LogicalType::PgRaw { oid, .. } => *oid,
-    }
-}
-
-/// How to write a value of `ty` into a column of type `target`, when COPY can do it directly
-/// (the same type, or an exact widening).
-fn wire_for(ty: &LogicalType, target: u32) -> Option<Wire> {
-    use LogicalType as L;
-    let text_family = matches!(
-        target,
-        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::JSON
-    );
-    Some(match (ty, target) {
-        (L::Boolean, oid::BOOL) => Wire::Bool,
-        (L::Int16, oid::INT2) => Wire::Int2,
-        (L::Int16 | L::Int32, oid::INT4) => Wire::Int4,
-        (L::Int16 | L::Int32 | L::Int64, oid::INT8) => Wire::Int8,
-        (
-            L::Int16 | L::Int32 | L::Int64 | L::UInt64 | L::Decimal { .. } | L::BigDecimal { .. },
-            oid::NUMERIC,
-        ) => Wire::Numeric,
-        (L::Float32, oid::FLOAT4) => Wire::Float4,
-        (L::Float32 | L::Float64, oid::FLOAT8) => Wire::Float8,
-        (
-            L::Text { .. }
-            | L::Json
-            | L::Array { .. }
-            | L::Interval
-            | L::Other { .. }
-            | L::BigDecimal { .. },
-            _,
-        ) if text_family => Wire::Text,
-        (L::Text { .. } | L::Json | L::Array { .. } | L::Other { .. }, oid::JSONB) => Wire::Jsonb,
-        (L::Binary { .. }, oid::BYTEA) => Wire::Bytea,
-        (L::Date, oid::DATE) => Wire::Date,
-        (L::Time, oid::TIME) => Wire::Time,
-        (L::Timestamp, oid::TIMESTAMP) | (L::TimestampTz, oid::TIMESTAMPTZ) => Wire::Timestamp,
-        (L::Uuid, oid::UUID) => Wire::Uuid,
-        (L::PgRaw { oid, .. }, t) if *oid == t => Wire::Raw,
-        // `json` is UTF-8 text on the wire.
-        (L::PgRaw { oid: oid::JSON, .. }, _) if text_family => Wire::Raw,
-        (L::PgRaw { oid: oid::JSON, .. }, oid::JSONB) => Wire::RawJsonb,
-        _ => return None,
-    })
-}
 
 /// Write everything the channel brings into the target, atomically; returns rows written.
 ///
@@ -253,113 +124,9 @@ async fn write<'a>(
         .on_target(io)
         .await?;
     let (xid, pid): (i64, i32) = (ids.get(0), ids.get(1));
-
-    let schema = match &target.schema {
-        Some(schema) => {
-            let exists = tx
-                .query_opt(
-                    "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-                    &[schema],
-                )
-                .on_target(io)
-                .await?
-                .is_some();
-            if !exists {
-                // Concurrent transfers into a new schema take turns creating it (IF NOT
-                // EXISTS alone still races on the catalog's unique index).
-                lock(&tx, "schema", schema).await?;
-                tx.batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {}",
-                    quote_ident(schema)
-                ))
-                .on_target(io)
-                .await?;
-            }
-            schema.clone()
-        }
-        None => tx
-            .query_one("SELECT current_schema()::text", &[])
-            .on_target(io)
-            .await?
-            .get::<_, Option<String>>(0)
-            .ok_or_else(|| {
-                EngineError::Schema(
-                    "no target schema was given and the connection's search_path names no \
-                     existing schema"
-                        .into(),
-                )
-            })?,
-    };
+    let schema = target_schema(&tx, target.schema.as_deref(), io).await?;
     check_raw_types(&tx, &columns, io).await?;
-
-    let find = "SELECT c.oid, c.relkind::text
-                FROM pg_catalog.pg_class c
-                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = $1 AND c.relname = $2";
-    let mut existing = tx
-        .query_opt(find, &[&schema, &target.table])
-        .on_target(io)
-        .await?;
-    // Creating and replacing a table are serialised per table, and the table looked at again
-    // under the lock: of several transfers into one new table, one creates it and the others
-    // (seeing it once the first commits) append to it.
-    if existing.is_none() || target.overwrite {
-        lock(&tx, "table", &format!("{schema}.{}", target.table)).await?;
-        existing = tx
-            .query_opt(find, &[&schema, &target.table])
-            .on_target(io)
-            .await?;
-    }
-    let table = qualified(&schema, &target.table);
-    // A created table has the source's own column types when it is PostgreSQL too (enums
-    // where the target has them); the rows then go in as into any existing table.
-    let user_types = target_user_types(&tx, &columns, io).await?;
-    let create = |name: &str| {
-        let list: Vec<String> = columns
-            .iter()
-            .map(|c| column_ddl(c, |t| user_types.contains(t)))
-            .collect();
-        format!("CREATE TABLE {name} ({})", list.join(", "))
-    };
-    let created = |name: String| {
-        let (tx, schema, columns, find) = (&tx, &schema, &columns, find);
-        async move {
-            let row = tx.query_one(find, &[schema, &name]).on_target(io).await?;
-            append_plan(tx, row.get(0), schema, &name, columns, io).await
-        }
-    };
-
-    let plan = match existing {
-        None => {
-            tx.batch_execute(&create(&table)).on_target(io).await?;
-            created(target.table.clone()).await?
-        }
-        Some(row) => {
-            let relid: u32 = row.get(0);
-            let relkind: String = row.get(1);
-            if relkind != "r" && relkind != "p" {
-                return Err(EngineError::Schema(format!(
-                    "{schema}.{} exists and is not a table (relkind {relkind})",
-                    target.table
-                )));
-            }
-            if target.overwrite {
-                let staging = staging_name(&target.table);
-                let staging_table = qualified(&schema, &staging);
-                tx.batch_execute(&create(&staging_table))
-                    .on_target(io)
-                    .await?;
-                let mut plan = created(staging).await?;
-                plan.finish.push(format!(
-                    "DROP TABLE {table}; ALTER TABLE {staging_table} RENAME TO {}",
-                    quote_ident(&target.table)
-                ));
-                plan
-            } else {
-                append_plan(&tx, relid, &schema, &target.table, &columns, io).await?
-            }
-        }
-    };
+    let plan = plan(&tx, &schema, &target, &columns, io).await?;
 
     // The sources wait for this answer before they read.
     let pass_through = match ctx.copy_offer.take() {
@@ -373,7 +140,160 @@ async fn write<'a>(
         }
         None => false,
     };
+    let rows = copy_rows(&tx, &plan, ctx, pass_through, io).await?;
+    let mut written = rows;
+    for (i, sql) in plan.finish.iter().enumerate() {
+        if i == 0 && plan.insert_counts {
+            written = tx.execute(sql.as_str(), &[]).on_target(io).await?;
+        } else {
+            tx.batch_execute(sql).on_target(io).await?;
+        }
+    }
+    Ok(Loaded {
+        tx,
+        written,
+        xid,
+        pid,
+    })
+}
 
+/// The schema the table goes in: the one named (created when missing: concurrent transfers
+/// into a new schema take turns, since IF NOT EXISTS alone still races on the catalog's unique
+/// index), or the connection's current schema.
+async fn target_schema(
+    tx: &Transaction<'_>,
+    named: Option<&str>,
+    io: Duration,
+) -> Result<String, EngineError> {
+    let Some(schema) = named else {
+        return tx
+            .query_one("SELECT current_schema()::text", &[])
+            .on_target(io)
+            .await?
+            .get::<_, Option<String>>(0)
+            .ok_or_else(|| {
+                EngineError::Schema(
+                    "no target schema was given and the connection's search_path names no \
+                     existing schema"
+                        .into(),
+                )
+            });
+    };
+    let exists = tx
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
+        .on_target(io)
+        .await?
+        .is_some();
+    if !exists {
+        lock(tx, "schema", schema).await?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(schema)
+        ))
+        .on_target(io)
+        .await?;
+    }
+    Ok(schema.to_string())
+}
+
+/// The table `(oid, relkind)` of `schema.table`, if there is one.
+const FIND_TABLE: &str = "SELECT c.oid, c.relkind::text
+     FROM pg_catalog.pg_class c
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relname = $2";
+
+/// Where the COPY goes. Creating and replacing a table are serialised per table, and the table
+/// looked at again under the lock: of several transfers into one new table, one creates it
+/// and the others (seeing it once the first commits) append to it. A created table has the
+/// source's own column types when it is PostgreSQL too; the rows then go in as into any
+/// existing table.
+async fn plan(
+    tx: &Transaction<'_>,
+    schema: &str,
+    target: &TargetTable,
+    columns: &[Column],
+    io: Duration,
+) -> Result<Plan, EngineError> {
+    let mut existing = tx
+        .query_opt(FIND_TABLE, &[&schema, &target.table])
+        .on_target(io)
+        .await?;
+    if existing.is_none() || target.overwrite {
+        lock(tx, "table", &format!("{schema}.{}", target.table)).await?;
+        existing = tx
+            .query_opt(FIND_TABLE, &[&schema, &target.table])
+            .on_target(io)
+            .await?;
+    }
+    let Some(row) = existing else {
+        let name = create_table(tx, schema, &target.table, columns, io).await?;
+        return append_plan(tx, name, schema, &target.table, columns, io).await;
+    };
+    let (relid, relkind): (u32, String) = (row.get(0), row.get(1));
+    if relkind != "r" && relkind != "p" {
+        return Err(EngineError::Schema(format!(
+            "{schema}.{} exists and is not a table (relkind {relkind})",
+            target.table
+        )));
+    }
+    if !target.overwrite {
+        return append_plan(tx, relid, schema, &target.table, columns, io).await;
+    }
+    let staging = staging_name(&target.table);
+    let staging_oid = create_table(tx, schema, &staging, columns, io).await?;
+    let mut plan = append_plan(tx, staging_oid, schema, &staging, columns, io).await?;
+    plan.finish.push(format!(
+        "DROP TABLE {}; ALTER TABLE {} RENAME TO {}",
+        qualified(schema, &target.table),
+        qualified(schema, &staging),
+        quote_ident(&target.table)
+    ));
+    Ok(plan)
+}
+
+/// Create `schema.name` for the result's columns; its oid.
+async fn create_table(
+    tx: &Transaction<'_>,
+    schema: &str,
+    name: &str,
+    columns: &[Column],
+    io: Duration,
+) -> Result<u32, EngineError> {
+    let user_types = target_user_types(tx, columns, io).await?;
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| column_ddl(c, |t| user_types.contains(t)))
+        .collect();
+    tx.batch_execute(&format!(
+        "CREATE TABLE {} ({})",
+        qualified(schema, name),
+        list.join(", ")
+    ))
+    .on_target(io)
+    .await?;
+    let row = tx
+        .query_one(FIND_TABLE, &[&schema, &name])
+        .on_target(io)
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Stream the channel into the plan's `COPY … FROM STDIN (FORMAT binary)`: batches encoded,
+/// or a PostgreSQL source's tuples passed through. The rows copied, checked against the
+/// server's own count.
+///
+/// # Cancel safety
+/// A channel that closes without `End` is `Cancelled`; the caller drops the transaction.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    plan: &Plan,
+    ctx: &mut SinkContext,
+    pass_through: bool,
+    io: Duration,
+) -> Result<u64, EngineError> {
     let statement = format!(
         "COPY {} ({}) FROM STDIN (FORMAT binary)",
         plan.copy_into,
@@ -402,14 +322,8 @@ async fn write<'a>(
                 }
                 let cols = typed_columns(&batch, &plan.wires)?;
                 for i in 0..n {
-                    encode_row(
-                        &cols,
-                        &columns,
-                        &plan.wires,
-                        i,
-                        rows + i as u64 + 1,
-                        &mut buf,
-                    )?;
+                    let row = rows + i as u64 + 1;
+                    encode_row(&cols, &ctx.columns, &plan.wires, i, row, &mut buf)?;
                     if buf.len() >= FLUSH_BYTES {
                         sink.send(buf.split().freeze()).on_target(io).await?;
                     }
@@ -441,20 +355,7 @@ async fn write<'a>(
             "the target's COPY took {copied} rows where {rows} were sent"
         )));
     }
-    let mut written = copied;
-    for (i, sql) in plan.finish.iter().enumerate() {
-        if i == 0 && plan.insert_counts {
-            written = tx.execute(sql.as_str(), &[]).on_target(io).await?;
-        } else {
-            tx.batch_execute(sql).on_target(io).await?;
-        }
-    }
-    Ok(Loaded {
-        tx,
-        written,
-        xid,
-        pid,
-    })
+    Ok(copied)
 }
 
 /// The source's own enum and domain types (of a PostgreSQL source) that the target has too,
@@ -691,308 +592,9 @@ async fn append_plan(
     })
 }
 
-/// A batch column, downcast once per batch.
-enum Typed<'a> {
-    Bool(&'a BooleanArray),
-    I16(&'a Int16Array),
-    I32(&'a Int32Array),
-    I64(&'a Int64Array),
-    U64(&'a UInt64Array),
-    F32(&'a Float32Array),
-    F64(&'a Float64Array),
-    Dec(&'a Decimal128Array, u32),
-    Str(&'a StringArray),
-    Bin(&'a BinaryArray),
-    Date(&'a Date32Array),
-    Time(&'a Time64MicrosecondArray),
-    Ts(&'a TimestampMicrosecondArray),
-    Uuid(&'a FixedSizeBinaryArray),
-}
-
-impl Typed<'_> {
-    fn is_null(&self, i: usize) -> bool {
-        match self {
-            Self::Bool(a) => a.is_null(i),
-            Self::I16(a) => a.is_null(i),
-            Self::I32(a) => a.is_null(i),
-            Self::I64(a) => a.is_null(i),
-            Self::U64(a) => a.is_null(i),
-            Self::F32(a) => a.is_null(i),
-            Self::F64(a) => a.is_null(i),
-            Self::Dec(a, _) => a.is_null(i),
-            Self::Str(a) => a.is_null(i),
-            Self::Bin(a) => a.is_null(i),
-            Self::Date(a) => a.is_null(i),
-            Self::Time(a) => a.is_null(i),
-            Self::Ts(a) => a.is_null(i),
-            Self::Uuid(a) => a.is_null(i),
-        }
-    }
-}
-
-fn typed_columns<'a>(
-    batch: &'a RecordBatch,
-    wires: &[Wire],
-) -> Result<Vec<Typed<'a>>, EngineError> {
-    use arrow_schema::DataType as D;
-    if batch.num_columns() != wires.len() {
-        return Err(EngineError::Internal(format!(
-            "a batch has {} columns, the transfer {}",
-            batch.num_columns(),
-            wires.len()
-        )));
-    }
-    batch
-        .columns()
-        .iter()
-        .map(|a| {
-            Ok(match a.data_type() {
-                D::Boolean => Typed::Bool(a.as_boolean()),
-                D::Int16 => Typed::I16(a.as_primitive::<Int16Type>()),
-                D::Int32 => Typed::I32(a.as_primitive::<Int32Type>()),
-                D::Int64 => Typed::I64(a.as_primitive::<Int64Type>()),
-                D::UInt64 => Typed::U64(a.as_primitive::<UInt64Type>()),
-                D::Float32 => Typed::F32(a.as_primitive::<Float32Type>()),
-                D::Float64 => Typed::F64(a.as_primitive::<Float64Type>()),
-                D::Decimal128(_, s) if *s >= 0 => {
-                    Typed::Dec(a.as_primitive::<Decimal128Type>(), *s as u32)
-                }
-                D::Utf8 => Typed::Str(a.as_string::<i32>()),
-                D::Binary => Typed::Bin(a.as_binary::<i32>()),
-                D::Date32 => Typed::Date(a.as_primitive::<Date32Type>()),
-                D::Time64(arrow_schema::TimeUnit::Microsecond) => {
-                    Typed::Time(a.as_primitive::<Time64MicrosecondType>())
-                }
-                D::Timestamp(arrow_schema::TimeUnit::Microsecond, _) => {
-                    Typed::Ts(a.as_primitive::<TimestampMicrosecondType>())
-                }
-                D::FixedSizeBinary(16) => Typed::Uuid(a.as_fixed_size_binary()),
-                other => {
-                    return Err(EngineError::Internal(format!(
-                        "unexpected Arrow type {other} in a batch"
-                    )))
-                }
-            })
-        })
-        .collect()
-}
-
-fn encode_row(
-    cols: &[Typed<'_>],
-    columns: &[Column],
-    wires: &[Wire],
-    i: usize,
-    row: u64,
-    buf: &mut BytesMut,
-) -> Result<(), EngineError> {
-    buf.put_i16(cols.len() as i16);
-    for (k, col) in cols.iter().enumerate() {
-        if col.is_null(i) {
-            buf.put_i32(-1);
-            continue;
-        }
-        encode_value(col, wires[k], i, buf).map_err(|message| EngineError::Value {
-            column: columns[k].name.clone(),
-            row,
-            message,
-        })?;
-    }
-    Ok(())
-}
-
-fn put_text(buf: &mut BytesMut, bytes: &[u8], jsonb: bool) -> Result<(), String> {
-    if bytes.contains(&0) {
-        return Err(
-            "the text contains a NUL (0x00) character, which PostgreSQL cannot store".into(),
-        );
-    }
-    if jsonb {
-        buf.put_i32(bytes.len() as i32 + 1);
-        buf.put_u8(1);
-    } else {
-        buf.put_i32(bytes.len() as i32);
-    }
-    buf.put_slice(bytes);
-    Ok(())
-}
-
-fn length_of(bytes: &[u8]) -> Result<i32, String> {
-    i32::try_from(bytes.len()).map_err(|_| "the value is larger than PostgreSQL's 1 GB".into())
-}
-
-fn encode_value(col: &Typed<'_>, wire: Wire, i: usize, buf: &mut BytesMut) -> Result<(), String> {
-    match (wire, col) {
-        (Wire::Bool, Typed::Bool(a)) => {
-            buf.put_i32(1);
-            buf.put_u8(a.value(i) as u8);
-        }
-        (Wire::Int2, Typed::I16(a)) => {
-            buf.put_i32(2);
-            buf.put_i16(a.value(i));
-        }
-        (Wire::Int4, Typed::I16(a)) => {
-            buf.put_i32(4);
-            buf.put_i32(a.value(i) as i32);
-        }
-        (Wire::Int4, Typed::I32(a)) => {
-            buf.put_i32(4);
-            buf.put_i32(a.value(i));
-        }
-        (Wire::Int8, Typed::I16(a)) => {
-            buf.put_i32(8);
-            buf.put_i64(a.value(i) as i64);
-        }
-        (Wire::Int8, Typed::I32(a)) => {
-            buf.put_i32(8);
-            buf.put_i64(a.value(i) as i64);
-        }
-        (Wire::Int8, Typed::I64(a)) => {
-            buf.put_i32(8);
-            buf.put_i64(a.value(i));
-        }
-        (Wire::Numeric, Typed::I16(a)) => wire::put_numeric_i128(buf, a.value(i) as i128, 0),
-        (Wire::Numeric, Typed::I32(a)) => wire::put_numeric_i128(buf, a.value(i) as i128, 0),
-        (Wire::Numeric, Typed::I64(a)) => wire::put_numeric_i128(buf, a.value(i) as i128, 0),
-        (Wire::Numeric, Typed::U64(a)) => wire::put_numeric_u64(buf, a.value(i)),
-        (Wire::Numeric, Typed::Dec(a, scale)) => wire::put_numeric_i128(buf, a.value(i), *scale),
-        (Wire::Numeric, Typed::Str(a)) => wire::put_numeric_text(buf, a.value(i))?,
-        (Wire::Float4, Typed::F32(a)) => {
-            buf.put_i32(4);
-            buf.put_f32(a.value(i));
-        }
-        (Wire::Float8, Typed::F32(a)) => {
-            buf.put_i32(8);
-            buf.put_f64(a.value(i) as f64);
-        }
-        (Wire::Float8, Typed::F64(a)) => {
-            buf.put_i32(8);
-            buf.put_f64(a.value(i));
-        }
-        (Wire::Text, Typed::Str(a)) => put_text(buf, a.value(i).as_bytes(), false)?,
-        (Wire::Jsonb, Typed::Str(a)) => put_text(buf, a.value(i).as_bytes(), true)?,
-        (Wire::Bytea | Wire::Raw, Typed::Bin(a)) => {
-            let v = a.value(i);
-            buf.put_i32(length_of(v)?);
-            buf.put_slice(v);
-        }
-        (Wire::RawJsonb, Typed::Bin(a)) => {
-            let v = a.value(i);
-            buf.put_i32(length_of(v)? + 1);
-            buf.put_u8(1);
-            buf.put_slice(v);
-        }
-        (Wire::Date, Typed::Date(a)) => {
-            let days = a.value(i);
-            let pg = match days {
-                i32::MAX | i32::MIN => days,
-                _ => match days.checked_sub(wire::PG_EPOCH_DAYS) {
-                    Some(d) if (wire::PG_MIN_DATE..wire::PG_END_DATE).contains(&d) => d,
-                    _ => {
-                        return Err(
-                            "the date is outside PostgreSQL's range (4713 BC to 5874897 AD)".into(),
-                        )
-                    }
-                },
-            };
-            buf.put_i32(4);
-            buf.put_i32(pg);
-        }
-        (Wire::Time, Typed::Time(a)) => {
-            let micros = a.value(i);
-            if !(0..=wire::MICROS_PER_DAY).contains(&micros) {
-                return Err("the time is outside 00:00:00 to 24:00:00".into());
-            }
-            buf.put_i32(8);
-            buf.put_i64(micros);
-        }
-        (Wire::Timestamp, Typed::Ts(a)) => {
-            let micros = a.value(i);
-            let pg = match micros {
-                i64::MAX | i64::MIN => micros,
-                _ => match micros.checked_sub(wire::PG_EPOCH_MICROS) {
-                    Some(t) if (wire::PG_MIN_TIMESTAMP..wire::PG_END_TIMESTAMP).contains(&t) => t,
-                    _ => {
-                        return Err(
-                            "the timestamp is outside PostgreSQL's range (4713 BC to 294276 AD)"
-                                .into(),
-                        )
-                    }
-                },
-            };
-            buf.put_i32(8);
-            buf.put_i64(pg);
-        }
-        (Wire::Uuid, Typed::Uuid(a)) => {
-            buf.put_i32(16);
-            buf.put_slice(a.value(i));
-        }
-        (wire, _) => {
-            return Err(format!(
-                "internal: no encoding of this Arrow column as {wire:?}"
-            ))
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    fn text_column(name: &str) -> Column {
-        Column {
-            name: name.into(),
-            ty: LogicalType::Text {
-                max_len: None,
-                fixed: false,
-            },
-            nullable: true,
-            db_type: "text".into(),
-            native: None,
-        }
-    }
-
-    #[test]
-    fn nul_in_text_is_a_value_error_naming_column_and_row() {
-        let columns = vec![text_column("note")];
-        let schema = crate::engine::types::arrow_schema(&columns);
-        let array = StringArray::from(vec![Some("fine"), Some("bad\0byte")]);
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(array)]).unwrap();
-        let wires = vec![Wire::Text];
-        let cols = typed_columns(&batch, &wires).unwrap();
-        let mut buf = BytesMut::new();
-        encode_row(&cols, &columns, &wires, 0, 41, &mut buf).unwrap();
-        match encode_row(&cols, &columns, &wires, 1, 42, &mut buf) {
-            Err(EngineError::Value { column, row, .. }) => {
-                assert_eq!(column, "note");
-                assert_eq!(row, 42);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn exact_widenings_are_copied_directly_and_others_are_not() {
-        assert_eq!(wire_for(&LogicalType::Int32, oid::INT8), Some(Wire::Int8));
-        assert_eq!(wire_for(&LogicalType::Int64, oid::INT4), None);
-        assert_eq!(
-            wire_for(&LogicalType::Float32, oid::FLOAT8),
-            Some(Wire::Float8)
-        );
-        assert_eq!(wire_for(&LogicalType::Float64, oid::FLOAT4), None);
-        assert_eq!(wire_for(&LogicalType::Timestamp, oid::TIMESTAMPTZ), None);
-        assert_eq!(
-            wire_for(
-                &LogicalType::PgRaw {
-                    db_type: "integer[]".into(),
-                    oid: 1007
-                },
-                1007
-            ),
-            Some(Wire::Raw)
-        );
-    }
 
     #[test]
     fn staging_names_fit_postgresql_identifiers() {
