@@ -302,3 +302,110 @@ pub async fn delete<R: JobResource>(
     state.store.delete_job(JobId::new(R::KIND, id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// A kind's shared routes: five handlers that carry their OpenAPI documentation and call the
+/// generic ones above, and its `configure` (those routes with their seed aliases, its create
+/// route, and any routes of its own). The caller has `web`, `HttpRequest`, `HttpResponse`,
+/// `State`, `Caller`, `PageQuery`, `StatusQuery`, `ApiError`, `ErrorBody` and `resource` in
+/// scope.
+macro_rules! job_routes {
+    (
+        resource: $R:ty,
+        view: $View:ty,
+        tag: $tag:tt,
+        create: $create:ident,
+        list: $list:ident ($list_path:tt, $list_doc:tt),
+        get: $get:ident ($get_path:tt, $get_doc:tt),
+        events: $events:ident ($events_path:tt, $events_doc:tt),
+        cancel: $cancel:ident ($cancel_path:tt, $cancel_doc:tt),
+        delete: $delete:ident ($delete_path:tt, $delete_doc:tt),
+        routes: {
+            collection: $collection:tt,
+            item: $item:tt,
+            events: $events_route:tt,
+            cancel: $cancel_route:tt,
+            cancel_alias: $cancel_alias:tt,
+            $(extra: [$(($extra_path:tt, $extra_method:ident, $extra:ident)),* $(,)?],)?
+        } $(,)?
+    ) => {
+        #[utoipa::path(get, path = $list_path, tag = $tag, description = $list_doc,
+            params(PageQuery, StatusQuery),
+            responses((status = 200, body = [$View], headers(("X-Total-Count" = u64), ("Link" = String))),
+                (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+        pub async fn $list(
+            state: State,
+            caller: Caller,
+            req: HttpRequest,
+            page: web::Query<PageQuery>,
+            status: web::Query<StatusQuery>,
+        ) -> Result<HttpResponse, ApiError> {
+            $crate::api::jobs::list::<$R>(state, caller, req, page, status).await
+        }
+
+        #[utoipa::path(get, path = $get_path, tag = $tag, description = $get_doc,
+            params(("id" = i32, Path)),
+            responses((status = 200, body = $View), (status = 400, body = ErrorBody),
+                (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        pub async fn $get(
+            state: State,
+            caller: Caller,
+            path: web::Path<String>,
+        ) -> Result<web::Json<$View>, ApiError> {
+            $crate::api::jobs::get::<$R>(state, caller, path).await
+        }
+
+        #[utoipa::path(get, path = $events_path, tag = $tag, description = $events_doc,
+            params(("id" = i32, Path)),
+            responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
+                (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        pub async fn $events(
+            state: State,
+            caller: Caller,
+            path: web::Path<String>,
+        ) -> Result<HttpResponse, ApiError> {
+            $crate::api::jobs::events::<$R>(state, caller, path).await
+        }
+
+        #[utoipa::path(patch, path = $cancel_path, tag = $tag, description = $cancel_doc,
+            params(("id" = i32, Path)),
+            responses((status = 200, body = $View), (status = 400, body = ErrorBody),
+                (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        pub async fn $cancel(
+            state: State,
+            caller: Caller,
+            path: web::Path<String>,
+        ) -> Result<web::Json<$View>, ApiError> {
+            $crate::api::jobs::cancel::<$R>(state, caller, path).await
+        }
+
+        #[utoipa::path(delete, path = $delete_path, tag = $tag, description = $delete_doc,
+            params(("id" = i32, Path)),
+            responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody),
+                (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        pub async fn $delete(
+            state: State,
+            caller: Caller,
+            path: web::Path<String>,
+        ) -> Result<HttpResponse, ApiError> {
+            $crate::api::jobs::delete::<$R>(state, caller, path).await
+        }
+
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            cfg.service(
+                resource($collection)
+                    .route(web::post().to($create))
+                    .route(web::get().to($list)),
+            )
+            .service(
+                resource($item)
+                    .route(web::get().to($get))
+                    .route(web::delete().to($delete)),
+            )
+            $($(.service(resource($extra_path).route(web::$extra_method().to($extra))))*)?
+            .service(resource($events_route).route(web::get().to($events)))
+            .service(resource($cancel_route).route(web::post().to($cancel)))
+            .service(resource($cancel_alias).route(web::patch().to($cancel)));
+        }
+    };
+}
+pub(crate) use job_routes;

@@ -193,32 +193,6 @@ impl JobResource for Queries {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/queries", tag = "queries",
-    params(PageQuery, StatusQuery),
-    responses((status = 200, body = [QueryView], headers(("X-Total-Count" = u64), ("Link" = String))),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn list_queries(
-    state: State,
-    caller: Caller,
-    req: HttpRequest,
-    page: web::Query<PageQuery>,
-    status: web::Query<StatusQuery>,
-) -> Result<HttpResponse, ApiError> {
-    jobs::list::<Queries>(state, caller, req, page, status).await
-}
-
-#[utoipa::path(get, path = "/api/v1/queries/{id}", tag = "queries",
-    params(("id" = i32, Path)),
-    responses((status = 200, body = QueryView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_query(
-    state: State,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<web::Json<QueryView>, ApiError> {
-    jobs::get::<Queries>(state, caller, path).await
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ResultQuery {
@@ -387,58 +361,22 @@ pub async fn get_result(
         .json(body))
 }
 
-#[utoipa::path(get, path = "/api/v1/queries/{id}/events", tag = "queries",
-    description = "Server-Sent Events of one query, as for transfers: `status` first and on every change, `progress` (rowsWritten = rows received so far) at most every 500 ms while running; the stream ends after a final status.",
-    params(("id" = i32, Path)),
-    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn query_events(
-    state: State,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    jobs::events::<Queries>(state, caller, path).await
-}
-
-#[utoipa::path(patch, path = "/api/v1/cancel-query/{id}", tag = "queries",
-    description = "Cancel a query (also `POST /api/v1/queries/{id}/cancel`): the statement is stopped on the server. A finished one: 409.",
-    params(("id" = i32, Path)),
-    responses((status = 200, body = QueryView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn cancel_query(
-    state: State,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<web::Json<QueryView>, ApiError> {
-    jobs::cancel::<Queries>(state, caller, path).await
-}
-
-#[utoipa::path(delete, path = "/api/v1/queries/{id}", tag = "queries",
-    description = "Delete a finished query and its kept result; 409 while it is queued or running.",
-    params(("id" = i32, Path)),
-    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn delete_query(
-    state: State,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    jobs::delete::<Queries>(state, caller, path).await
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/queries")
-            .route(web::post().to(create_query))
-            .route(web::get().to(list_queries)),
-    )
-    .service(
-        resource("/queries/{id}")
-            .route(web::get().to(get_query))
-            .route(web::delete().to(delete_query)),
-    )
-    .service(resource("/queries/{id}/result").route(web::get().to(get_result)))
-    .service(resource("/queries/{id}/events").route(web::get().to(query_events)))
-    .service(resource("/queries/{id}/cancel").route(web::post().to(cancel_query)))
-    .service(resource("/cancel-query/{id}").route(web::patch().to(cancel_query)));
+jobs::job_routes! {
+    resource: Queries,
+    view: QueryView,
+    tag: "queries",
+    create: create_query,
+    list: list_queries("/api/v1/queries", "Newest first by default. Non-admins see their own queries. Filters: `status` (one or several), `connection`."),
+    get: get_query("/api/v1/queries/{id}", "One query as the list shows it; its rows are at `/queries/{id}/result`."),
+    events: query_events("/api/v1/queries/{id}/events", "Server-Sent Events of one query, as for transfers: `status` first and on every change, `progress` (rowsWritten = rows received so far) at most every 500 ms while running; the stream ends after a final status."),
+    cancel: cancel_query("/api/v1/cancel-query/{id}", "Cancel a query (also `POST /api/v1/queries/{id}/cancel`): the statement is stopped on the server. A finished one: 409."),
+    delete: delete_query("/api/v1/queries/{id}", "Delete a finished query and its kept result; 409 while it is queued or running."),
+    routes: {
+        collection: "/queries",
+        item: "/queries/{id}",
+        events: "/queries/{id}/events",
+        cancel: "/queries/{id}/cancel",
+        cancel_alias: "/cancel-query/{id}",
+        extra: [("/queries/{id}/result", get, get_result)],
+    },
 }

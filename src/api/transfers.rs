@@ -293,84 +293,21 @@ impl JobResource for Transfers {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/transfers", tag = "transfers",
-    description = "Newest first by default. Non-admins see their own transfers. Filters: `status` (one or several), `connection` (as source or target).",
-    params(PageQuery, StatusQuery),
-    responses((status = 200, body = [TransferView], headers(("X-Total-Count" = u64), ("Link" = String))),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn list_transfers(
-    state: State,
-    caller: Caller,
-    req: HttpRequest,
-    page: web::Query<PageQuery>,
-    status: web::Query<StatusQuery>,
-) -> Result<HttpResponse, ApiError> {
-    jobs::list::<Transfers>(state, caller, req, page, status).await
-}
-
-#[utoipa::path(get, path = "/api/v1/transfers/{id}", tag = "transfers",
-    params(("id" = i32, Path)),
-    responses((status = 200, body = TransferView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_transfer(
-    state: State,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<web::Json<TransferView>, ApiError> {
-    jobs::get::<Transfers>(state, caller, path).await
-}
-
-#[utoipa::path(get, path = "/api/v1/transfers/{id}/events", tag = "transfers",
-    description = "Server-Sent Events of one transfer (who may GET it may follow it). First `status` with the transfer as GET answers it; then `progress` at most every 500 ms while running (data as in `ProgressEvent`) and `status` on every change. The stream ends after a final status (at once for a finished transfer). A `: keep-alive` comment every 15 s.",
-    params(("id" = i32, Path)),
-    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn transfer_events(
-    state: State,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    jobs::events::<Transfers>(state, caller, path).await
-}
-
-#[utoipa::path(patch, path = "/api/v1/cancel-transfer/{id}", tag = "transfers",
-    description = "Cancel a transfer (also `POST /api/v1/transfers/{id}/cancel`). A queued one is cancelled at once; a running one stops its source query on the server and rolls its target back, then answers with status `cancelled`. A finished one: 409.",
-    params(("id" = i32, Path)),
-    responses((status = 200, body = TransferView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn cancel_transfer(
-    state: State,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<web::Json<TransferView>, ApiError> {
-    jobs::cancel::<Transfers>(state, caller, path).await
-}
-
-#[utoipa::path(delete, path = "/api/v1/transfers/{id}", tag = "transfers",
-    description = "Delete a finished transfer's record; 409 while it is queued or running.",
-    params(("id" = i32, Path)),
-    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn delete_transfer(
-    state: State,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    jobs::delete::<Transfers>(state, caller, path).await
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/transfers")
-            .route(web::post().to(create_transfer))
-            .route(web::get().to(list_transfers)),
-    )
-    .service(
-        resource("/transfers/{id}")
-            .route(web::get().to(get_transfer))
-            .route(web::delete().to(delete_transfer)),
-    )
-    .service(resource("/transfers/{id}/events").route(web::get().to(transfer_events)))
-    .service(resource("/transfers/{id}/cancel").route(web::post().to(cancel_transfer)))
-    .service(resource("/cancel-transfer/{id}").route(web::patch().to(cancel_transfer)));
+jobs::job_routes! {
+    resource: Transfers,
+    view: TransferView,
+    tag: "transfers",
+    create: create_transfer,
+    list: list_transfers("/api/v1/transfers", "Newest first by default. Non-admins see their own transfers. Filters: `status` (one or several), `connection` (as source or target)."),
+    get: get_transfer("/api/v1/transfers/{id}", "One transfer as the list shows it."),
+    events: transfer_events("/api/v1/transfers/{id}/events", "Server-Sent Events of one transfer (who may GET it may follow it). First `status` with the transfer as GET answers it; then `progress` at most every 500 ms while running (data as in `ProgressEvent`) and `status` on every change. The stream ends after a final status (at once for a finished transfer). A `: keep-alive` comment every 15 s."),
+    cancel: cancel_transfer("/api/v1/cancel-transfer/{id}", "Cancel a transfer (also `POST /api/v1/transfers/{id}/cancel`). A queued one is cancelled at once; a running one stops its source query on the server and rolls its target back, then answers with status `cancelled`. A finished one: 409."),
+    delete: delete_transfer("/api/v1/transfers/{id}", "Delete a finished transfer's record; 409 while it is queued or running."),
+    routes: {
+        collection: "/transfers",
+        item: "/transfers/{id}",
+        events: "/transfers/{id}/events",
+        cancel: "/transfers/{id}/cancel",
+        cancel_alias: "/cancel-transfer/{id}",
+    },
 }

@@ -59,24 +59,65 @@ pub trait JobRunner: Sync {
     ) -> LocalBoxFuture<'a, Result<(), sea_orm::DbErr>>;
 }
 
-/// Start an attempt whose row reads `attempts` so far: unless cancelled already, the job is
-/// `running` with one attempt more, and announced.
-pub async fn begin(
+/// Implement `JobRunner` for `$kind` with the module's `attempt` and `save` async functions
+/// (of the trait's signatures, unboxed).
+macro_rules! job_runner {
+    ($kind:ident) => {
+        impl $crate::jobs::outcome::JobRunner for $kind {
+            fn attempt(
+                &self,
+                id: i32,
+                deps: $crate::jobs::JobDeps,
+                cancel: tokio_util::sync::CancellationToken,
+                progress: std::sync::Arc<$crate::engine::batch::Progress>,
+            ) -> futures_util::future::LocalBoxFuture<'static, $crate::jobs::outcome::Outcome> {
+                futures_util::FutureExt::boxed_local(attempt(id, deps, cancel, progress))
+            }
+
+            fn save<'a>(
+                &self,
+                id: i32,
+                deps: &'a $crate::jobs::JobDeps,
+                end: $crate::jobs::outcome::Conclusion,
+            ) -> futures_util::future::LocalBoxFuture<'a, Result<(), sea_orm::DbErr>> {
+                futures_util::FutureExt::boxed_local(save(id, deps, end))
+            }
+        }
+    };
+}
+pub(crate) use job_runner;
+
+/// Start an attempt of `job` from its row as just read (`attempts_of` it: the attempts so
+/// far): unless the row is gone or the job cancelled already, the job is `running` with one
+/// attempt more, and announced. Returns the row and its attempt number.
+pub async fn begin<T>(
     deps: &JobDeps,
     job: JobId,
-    attempts: i32,
+    row: Result<Option<T>, sea_orm::DbErr>,
+    attempts_of: impl Fn(&T) -> i32,
     cancel: &CancellationToken,
-) -> Result<i32, Outcome> {
+) -> Result<(T, i32), Outcome> {
+    let row = match row {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            return Err(Outcome::Unrunnable(format!(
+                "{} {} no longer exists",
+                job.kind().as_str(),
+                job.id()
+            )))
+        }
+        Err(e) => return Err(store_failed(e)),
+    };
     if cancel.is_cancelled() {
         return Err(Outcome::Failed(EngineError::Cancelled));
     }
-    let attempts = attempts + 1;
+    let attempts = attempts_of(&row) + 1;
     deps.store
         .mark_job_running(job, attempts)
         .await
         .map_err(|e| Outcome::Failed(EngineError::Internal(format!("metadata store: {e}"))))?;
     deps.events.publish(job, Change::Started);
-    Ok(attempts)
+    Ok((row, attempts))
 }
 
 /// The engine's view of a stored connection, or why it cannot be had.

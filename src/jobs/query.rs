@@ -5,11 +5,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use futures_util::future::LocalBoxFuture;
-use futures_util::FutureExt;
-
 use super::outcome::{
-    begin, load_connection, on_engine, store_failed, Conclusion, JobRunner, Outcome,
+    begin, job_runner, load_connection, on_engine, store_failed, Conclusion, Outcome,
 };
 use super::{JobDeps, JobId};
 use crate::engine::batch::Progress;
@@ -19,26 +16,7 @@ use crate::store::queries::QueryEnd;
 /// Queries as a kind of job.
 pub struct QueryJob;
 
-impl JobRunner for QueryJob {
-    fn attempt(
-        &self,
-        id: i32,
-        deps: JobDeps,
-        cancel: CancellationToken,
-        progress: Arc<Progress>,
-    ) -> LocalBoxFuture<'static, Outcome> {
-        attempt(id, deps, cancel, progress).boxed_local()
-    }
-
-    fn save<'a>(
-        &self,
-        id: i32,
-        deps: &'a JobDeps,
-        end: Conclusion,
-    ) -> LocalBoxFuture<'a, Result<(), sea_orm::DbErr>> {
-        save(id, deps, end).boxed_local()
-    }
-}
+job_runner!(QueryJob);
 
 async fn attempt(
     id: i32,
@@ -46,13 +24,10 @@ async fn attempt(
     cancel: CancellationToken,
     progress: Arc<Progress>,
 ) -> Outcome {
-    let query = match deps.store.get_query(id).await {
-        Ok(Some(q)) => q,
-        Ok(None) => return Outcome::Unrunnable(format!("query {id} no longer exists")),
-        Err(e) => return store_failed(e),
-    };
-    let attempts = match begin(&deps, JobId::Query(id), query.attempts, &cancel).await {
-        Ok(attempts) => attempts,
+    let row = deps.store.get_query(id).await;
+    let (query, attempts) = match begin(&deps, JobId::Query(id), row, |r| r.attempts, &cancel).await
+    {
+        Ok(started) => started,
         Err(outcome) => return outcome,
     };
     let mut spec = match load_connection(&deps, query.connection_id, "the").await {

@@ -5,12 +5,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use futures_util::future::LocalBoxFuture;
-use futures_util::FutureExt;
-
-use super::outcome::{
-    begin, load_connection, on_engine, store_failed, Conclusion, JobRunner, Outcome,
-};
+use super::outcome::{begin, job_runner, load_connection, on_engine, Conclusion, Outcome};
 use super::{JobDeps, JobId};
 use crate::engine::batch::{Progress, TargetTable};
 use crate::engine::partition::Partitioning;
@@ -20,26 +15,7 @@ use crate::engine::{SinkSpec, SourceSpec};
 /// Transfers as a kind of job.
 pub struct TransferJob;
 
-impl JobRunner for TransferJob {
-    fn attempt(
-        &self,
-        id: i32,
-        deps: JobDeps,
-        cancel: CancellationToken,
-        progress: Arc<Progress>,
-    ) -> LocalBoxFuture<'static, Outcome> {
-        attempt(id, deps, cancel, progress).boxed_local()
-    }
-
-    fn save<'a>(
-        &self,
-        id: i32,
-        deps: &'a JobDeps,
-        end: Conclusion,
-    ) -> LocalBoxFuture<'a, Result<(), sea_orm::DbErr>> {
-        save(id, deps, end).boxed_local()
-    }
-}
+job_runner!(TransferJob);
 
 async fn attempt(
     id: i32,
@@ -47,15 +23,12 @@ async fn attempt(
     cancel: CancellationToken,
     progress: Arc<Progress>,
 ) -> Outcome {
-    let transfer = match deps.store.get_transfer(id).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return Outcome::Unrunnable(format!("transfer {id} no longer exists")),
-        Err(e) => return store_failed(e),
-    };
-    let attempts = match begin(&deps, JobId::Transfer(id), transfer.attempts, &cancel).await {
-        Ok(attempts) => attempts,
-        Err(outcome) => return outcome,
-    };
+    let row = deps.store.get_transfer(id).await;
+    let (transfer, attempts) =
+        match begin(&deps, JobId::Transfer(id), row, |r| r.attempts, &cancel).await {
+            Ok(started) => started,
+            Err(outcome) => return outcome,
+        };
     let source = match load_connection(&deps, transfer.source_id, "source").await {
         Ok(s) => s,
         Err(why) => return Outcome::Unrunnable(why),
