@@ -2,6 +2,7 @@
 //! `src/engine/` (connection test, catalog, sources, sinks, statements, quoting), and what a
 //! connection to one is (`ConnectSpec`). The kinds themselves are listed in `registry`.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -97,7 +98,7 @@ pub struct Registered {
     pub name: &'static str,
     /// Other spellings accepted as input (`postgres`, `pg`).
     pub aliases: &'static [&'static str],
-    pub connector: &'static dyn Connector,
+    pub connector: &'static dyn DynConnector,
 }
 
 /// A kind of endpoint (PostgreSQL, MySQL, MariaDB, SQLite, …): a registered connector.
@@ -115,7 +116,7 @@ impl DbKind {
         self.0.name
     }
 
-    pub fn connector(self) -> &'static dyn Connector {
+    pub fn connector(self) -> &'static dyn DynConnector {
         self.0.connector
     }
 
@@ -159,6 +160,17 @@ pub enum Scope<'a> {
     Named(&'a str),
 }
 
+impl<'a> Scope<'a> {
+    /// The one schema to list, where `Default` means `default`; `None` for all.
+    pub fn schema(self, default: Option<&'a str>) -> Option<&'a str> {
+        match self {
+            Scope::Default => default,
+            Scope::All => None,
+            Scope::Named(name) => Some(name),
+        }
+    }
+}
+
 /// An opened source: its columns are known, no row has been read yet.
 pub trait SourceReader: Send {
     fn columns(&self) -> &[Column];
@@ -187,8 +199,9 @@ pub trait SourceReader: Send {
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), EngineError>>;
 }
 
-/// One kind of endpoint.
-pub trait Connector: Sync {
+/// One kind of endpoint: what its folder implements. Its futures are `Send`, so that jobs can
+/// run them on any worker; the registry holds it as a `DynConnector`.
+pub trait Connector: Sync + 'static {
     /// Whether connections name a server (host, port, database, user) rather than a file.
     fn is_server(&self) -> bool;
 
@@ -209,42 +222,132 @@ pub trait Connector: Sync {
     fn text_type(&self) -> &'static str;
 
     /// Connect and name the server's version.
+    fn server_version(
+        &self,
+        spec: &ConnectSpec,
+    ) -> impl Future<Output = Result<String, ConnectError>> + Send;
+
+    /// Schemas, tables and columns, read live.
+    fn list_tables(
+        &self,
+        spec: &ConnectSpec,
+        scope: Scope<'_>,
+    ) -> impl Future<Output = Result<Vec<SchemaInfo>, ConnectError>> + Send;
+
+    /// Connect and describe what `source` reads, for a sink that takes `carrier`.
+    fn open_source(
+        &self,
+        spec: &ConnectSpec,
+        source: &SourceSpec,
+        carrier: Carrier,
+    ) -> impl Future<Output = Result<Box<dyn SourceReader>, EngineError>> + Send;
+
+    /// Write everything the channel brings, atomically; the rows written.
+    ///
+    /// # Cancel safety
+    /// On `ctx.cancel`, or when the channel closes without `End`, the target is left as it was.
+    fn run_sink(
+        &self,
+        spec: &ConnectSpec,
+        ctx: SinkContext,
+    ) -> impl Future<Output = Result<u64, EngineError>> + Send;
+
+    /// Run `sql` when it is a statement that returns no rows, and say how many it touched;
+    /// `None` (nothing run) for one that returns rows (read those with a source).
+    fn execute(
+        &self,
+        spec: &ConnectSpec,
+        sql: &str,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<Option<u64>, EngineError>> + Send;
+}
+
+/// A `Connector` behind a pointer, as the registry holds it: the same operations, their
+/// futures boxed. Every connector is one.
+pub trait DynConnector: Sync {
+    fn is_server(&self) -> bool;
+    fn defaults(&self) -> (u16, &'static str);
+    fn carrier(&self) -> Carrier;
+    fn quote_ident(&self, name: &str) -> Result<String, EngineError>;
+    fn text_type(&self) -> &'static str;
     fn server_version<'a>(
         &'a self,
         spec: &'a ConnectSpec,
     ) -> BoxFuture<'a, Result<String, ConnectError>>;
-
-    /// Schemas, tables and columns, read live.
     fn list_tables<'a>(
         &'a self,
         spec: &'a ConnectSpec,
         scope: Scope<'a>,
     ) -> BoxFuture<'a, Result<Vec<SchemaInfo>, ConnectError>>;
-
-    /// Connect and describe what `source` reads, for a sink that takes `carrier`.
     fn open_source<'a>(
         &'a self,
         spec: &'a ConnectSpec,
         source: &'a SourceSpec,
         carrier: Carrier,
     ) -> BoxFuture<'a, Result<Box<dyn SourceReader>, EngineError>>;
-
-    /// Write everything the channel brings, atomically; the rows written.
-    ///
-    /// # Cancel safety
-    /// On `ctx.cancel`, or when the channel closes without `End`, the target is left as it was.
     fn run_sink<'a>(
         &'a self,
         spec: &'a ConnectSpec,
         ctx: SinkContext,
     ) -> BoxFuture<'a, Result<u64, EngineError>>;
-
-    /// Run `sql` when it is a statement that returns no rows, and say how many it touched;
-    /// `None` (nothing run) for one that returns rows (read those with a source).
     fn execute<'a>(
         &'a self,
         spec: &'a ConnectSpec,
         sql: &'a str,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<Option<u64>, EngineError>>;
+}
+
+impl<C: Connector> DynConnector for C {
+    fn is_server(&self) -> bool {
+        Connector::is_server(self)
+    }
+    fn defaults(&self) -> (u16, &'static str) {
+        Connector::defaults(self)
+    }
+    fn carrier(&self) -> Carrier {
+        Connector::carrier(self)
+    }
+    fn quote_ident(&self, name: &str) -> Result<String, EngineError> {
+        Connector::quote_ident(self, name)
+    }
+    fn text_type(&self) -> &'static str {
+        Connector::text_type(self)
+    }
+    fn server_version<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+    ) -> BoxFuture<'a, Result<String, ConnectError>> {
+        Box::pin(Connector::server_version(self, spec))
+    }
+    fn list_tables<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        scope: Scope<'a>,
+    ) -> BoxFuture<'a, Result<Vec<SchemaInfo>, ConnectError>> {
+        Box::pin(Connector::list_tables(self, spec, scope))
+    }
+    fn open_source<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        source: &'a SourceSpec,
+        carrier: Carrier,
+    ) -> BoxFuture<'a, Result<Box<dyn SourceReader>, EngineError>> {
+        Box::pin(Connector::open_source(self, spec, source, carrier))
+    }
+    fn run_sink<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        ctx: SinkContext,
+    ) -> BoxFuture<'a, Result<u64, EngineError>> {
+        Box::pin(Connector::run_sink(self, spec, ctx))
+    }
+    fn execute<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        sql: &'a str,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Option<u64>, EngineError>> {
+        Box::pin(Connector::execute(self, spec, sql, cancel))
+    }
 }

@@ -1,6 +1,7 @@
 //! The data plane: connecting to users' databases and moving rows. No HTTP and no sea-orm here.
 //! Each kind of endpoint is a folder implementing `connector::Connector`, listed in `registry`.
 
+pub mod arrays;
 pub mod batch;
 pub mod connector;
 pub mod error;
@@ -21,7 +22,7 @@ pub(crate) use crate::catalog::group_columns;
 pub use crate::catalog::{ColumnInfo, SchemaInfo, TableInfo, TestResult};
 pub use batch::{SinkSpec, SourceSpec};
 pub use connector::{
-    Carrier, ConnectSpec, Connector, DbKind, Scope, SourceReader, SslMode, Timeouts,
+    Carrier, ConnectSpec, Connector, DbKind, DynConnector, Scope, SourceReader, SslMode, Timeouts,
 };
 pub(crate) use connector::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES};
 pub(crate) use error::{within, CANCEL_GRACE};

@@ -1,18 +1,7 @@
 //! Arrow values into what MySQL/MariaDB reads: LOAD DATA text lines (and hex for bytes) or
 //! INSERT parameters, refusing what the target cannot hold with the column and row.
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-    Time64MicrosecondType, TimestampMicrosecondType, UInt64Type,
-};
-use arrow_array::{
-    Array, BinaryArray, BooleanArray, Date32Array, Decimal128Array, FixedSizeBinaryArray,
-    Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    Time64MicrosecondArray, TimestampMicrosecondArray, UInt64Array,
-};
-use arrow_buffer::NullBuffer;
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::DataType;
 use mysql_async::Value;
 
 use super::sink::TargetColumn;
@@ -21,8 +10,8 @@ use super::values::{
     write_i64, write_time, write_timestamp, write_u64, write_uuid, MICROS_PER_DAY,
     MICROS_PER_SECOND,
 };
+use crate::engine::arrays::{ArrayView, Values};
 use crate::engine::types::{Column, LogicalType};
-use crate::engine::EngineError;
 
 /// How one source column is written.
 #[derive(Debug)]
@@ -60,73 +49,6 @@ impl Field {
             hex,
             decimal,
         }
-    }
-}
-
-/// A batch column, downcast once per batch.
-pub(super) enum View<'a> {
-    Bool(&'a BooleanArray),
-    I16(&'a Int16Array),
-    I32(&'a Int32Array),
-    I64(&'a Int64Array),
-    U64(&'a UInt64Array),
-    F32(&'a Float32Array),
-    F64(&'a Float64Array),
-    Decimal(&'a Decimal128Array, u32),
-    Text(&'a StringArray),
-    Binary(&'a BinaryArray),
-    Date(&'a Date32Array),
-    Time(&'a Time64MicrosecondArray),
-    Timestamp(&'a TimestampMicrosecondArray),
-    Uuid(&'a FixedSizeBinaryArray),
-}
-
-pub(super) struct BatchView<'a> {
-    pub(super) columns: Vec<(View<'a>, Option<&'a NullBuffer>)>,
-}
-
-impl<'a> BatchView<'a> {
-    pub(super) fn new(batch: &'a RecordBatch, fields: &[Field]) -> Result<Self, EngineError> {
-        if batch.num_columns() != fields.len() {
-            return Err(EngineError::Internal(format!(
-                "a batch has {} columns, the transfer {}",
-                batch.num_columns(),
-                fields.len()
-            )));
-        }
-        let mut columns = Vec::with_capacity(fields.len());
-        for array in batch.columns() {
-            let view = match array.data_type() {
-                DataType::Boolean => View::Bool(array.as_boolean()),
-                DataType::Int16 => View::I16(array.as_primitive::<Int16Type>()),
-                DataType::Int32 => View::I32(array.as_primitive::<Int32Type>()),
-                DataType::Int64 => View::I64(array.as_primitive::<Int64Type>()),
-                DataType::UInt64 => View::U64(array.as_primitive::<UInt64Type>()),
-                DataType::Float32 => View::F32(array.as_primitive::<Float32Type>()),
-                DataType::Float64 => View::F64(array.as_primitive::<Float64Type>()),
-                DataType::Decimal128(_, scale) => View::Decimal(
-                    array.as_primitive::<Decimal128Type>(),
-                    (*scale).max(0) as u32,
-                ),
-                DataType::Utf8 => View::Text(array.as_string::<i32>()),
-                DataType::Binary => View::Binary(array.as_binary::<i32>()),
-                DataType::Date32 => View::Date(array.as_primitive::<Date32Type>()),
-                DataType::Time64(TimeUnit::Microsecond) => {
-                    View::Time(array.as_primitive::<Time64MicrosecondType>())
-                }
-                DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                    View::Timestamp(array.as_primitive::<TimestampMicrosecondType>())
-                }
-                DataType::FixedSizeBinary(16) => View::Uuid(array.as_fixed_size_binary()),
-                other => {
-                    return Err(EngineError::Internal(format!(
-                        "the MySQL sink has no encoding for Arrow type {other}"
-                    )))
-                }
-            };
-            columns.push((view, array.nulls()));
-        }
-        Ok(BatchView { columns })
     }
 }
 
@@ -168,19 +90,19 @@ pub(super) fn time_check(micros: i64) -> Result<(), String> {
 /// cannot hold.
 pub(super) fn encode_row(
     buf: &mut Vec<u8>,
-    view: &BatchView<'_>,
+    view: &[ArrayView<'_>],
     fields: &[Field],
     row: usize,
 ) -> Result<(), (usize, String)> {
-    for (i, ((column, nulls), field)) in view.columns.iter().zip(fields).enumerate() {
+    for (i, (column, field)) in view.iter().zip(fields).enumerate() {
         if i > 0 {
             buf.push(b'\t');
         }
-        if nulls.is_some_and(|n| n.is_null(row)) {
+        if column.is_null(row) {
             buf.extend_from_slice(b"\\N");
             continue;
         }
-        encode_value(buf, column, field, row).map_err(|m| (i, m))?;
+        encode_value(buf, &column.values, field, row).map_err(|m| (i, m))?;
     }
     buf.push(b'\n');
     Ok(())
@@ -188,57 +110,57 @@ pub(super) fn encode_row(
 
 pub(super) fn encode_value(
     buf: &mut Vec<u8>,
-    column: &View<'_>,
+    column: &Values<'_>,
     field: &Field,
     row: usize,
 ) -> Result<(), String> {
     match column {
-        View::Bool(a) if field.hex => {
+        Values::Bool(a) if field.hex => {
             buf.extend_from_slice(if a.value(row) { b"01" } else { b"00" })
         }
-        View::Bool(a) => buf.push(if a.value(row) { b'1' } else { b'0' }),
-        View::I16(a) => write_i64(buf, i64::from(a.value(row))),
-        View::I32(a) => write_i64(buf, i64::from(a.value(row))),
-        View::I64(a) => write_i64(buf, a.value(row)),
-        View::U64(a) => write_u64(buf, a.value(row)),
-        View::F32(a) => {
+        Values::Bool(a) => buf.push(if a.value(row) { b'1' } else { b'0' }),
+        Values::I16(a) => write_i64(buf, i64::from(a.value(row))),
+        Values::I32(a) => write_i64(buf, i64::from(a.value(row))),
+        Values::I64(a) => write_i64(buf, a.value(row)),
+        Values::U64(a) => write_u64(buf, a.value(row)),
+        Values::F32(a) => {
             // Printed as the (exact) double so the server's double → float step is exact.
             let v = unsigned_zero(f64::from(a.value(row)));
             float_check(v)?;
             write_f64(buf, v);
         }
-        View::F64(a) => {
+        Values::F64(a) => {
             let v = unsigned_zero(a.value(row));
             float_check(v)?;
             write_f64(buf, v);
         }
-        View::Decimal(a, scale) => write_decimal(buf, a.value(row), *scale),
-        View::Text(a) => {
+        Values::Decimal(a, scale) => write_decimal(buf, a.value(row), *scale),
+        Values::Text(a) => {
             let text = a.value(row);
             if let Some((p, s)) = field.decimal {
                 check_decimal_text(text, p, s)?;
             }
             escape(buf, text.as_bytes());
         }
-        View::Binary(a) => write_hex(buf, a.value(row)),
-        View::Date(a) => {
+        Values::Binary(a) => write_hex(buf, a.value(row)),
+        Values::Date(a) => {
             let days = a.value(row);
             if !write_date(buf, days) {
                 return Err(date_range_error(i64::from(days)));
             }
         }
-        View::Time(a) => {
+        Values::Time(a) => {
             let micros = a.value(row);
             time_check(micros)?;
             write_time(buf, micros);
         }
-        View::Timestamp(a) => {
+        Values::Timestamp(a) => {
             let micros = a.value(row);
             if !write_timestamp(buf, micros) {
                 return Err(date_range_error(micros.div_euclid(MICROS_PER_DAY)));
             }
         }
-        View::Uuid(a) => {
+        Values::Uuid(a) => {
             if field.hex {
                 write_hex(buf, a.value(row));
             } else {
@@ -269,37 +191,37 @@ pub(super) fn escape(buf: &mut Vec<u8>, text: &[u8]) {
 }
 
 /// One value as an INSERT parameter.
-pub(super) fn param(column: &View<'_>, field: &Field, row: usize) -> Result<Value, String> {
+pub(super) fn param(column: &Values<'_>, field: &Field, row: usize) -> Result<Value, String> {
     Ok(match column {
-        View::Bool(a) => Value::Int(i64::from(a.value(row))),
-        View::I16(a) => Value::Int(i64::from(a.value(row))),
-        View::I32(a) => Value::Int(i64::from(a.value(row))),
-        View::I64(a) => Value::Int(a.value(row)),
-        View::U64(a) => Value::UInt(a.value(row)),
-        View::F32(a) => {
+        Values::Bool(a) => Value::Int(i64::from(a.value(row))),
+        Values::I16(a) => Value::Int(i64::from(a.value(row))),
+        Values::I32(a) => Value::Int(i64::from(a.value(row))),
+        Values::I64(a) => Value::Int(a.value(row)),
+        Values::U64(a) => Value::UInt(a.value(row)),
+        Values::F32(a) => {
             let v = a.value(row);
             float_check(f64::from(v))?;
             Value::Float(if v == 0.0 { 0.0 } else { v })
         }
-        View::F64(a) => {
+        Values::F64(a) => {
             let v = unsigned_zero(a.value(row));
             float_check(v)?;
             Value::Double(v)
         }
-        View::Decimal(a, scale) => {
+        Values::Decimal(a, scale) => {
             let mut text = Vec::with_capacity(24);
             write_decimal(&mut text, a.value(row), *scale);
             Value::Bytes(text)
         }
-        View::Text(a) => {
+        Values::Text(a) => {
             let text = a.value(row);
             if let Some((p, s)) = field.decimal {
                 check_decimal_text(text, p, s)?;
             }
             Value::Bytes(text.as_bytes().to_vec())
         }
-        View::Binary(a) => Value::Bytes(a.value(row).to_vec()),
-        View::Date(a) => {
+        Values::Binary(a) => Value::Bytes(a.value(row).to_vec()),
+        Values::Date(a) => {
             let days = a.value(row);
             let (y, m, d) = civil_from_days(days);
             if !(1..=9999).contains(&y) {
@@ -307,7 +229,7 @@ pub(super) fn param(column: &View<'_>, field: &Field, row: usize) -> Result<Valu
             }
             Value::Date(y as u16, m as u8, d as u8, 0, 0, 0, 0)
         }
-        View::Time(a) => {
+        Values::Time(a) => {
             let micros = a.value(row);
             time_check(micros)?;
             let secs = micros / MICROS_PER_SECOND;
@@ -320,7 +242,7 @@ pub(super) fn param(column: &View<'_>, field: &Field, row: usize) -> Result<Valu
                 (micros % MICROS_PER_SECOND) as u32,
             )
         }
-        View::Timestamp(a) => {
+        Values::Timestamp(a) => {
             let micros = a.value(row);
             let days = micros.div_euclid(MICROS_PER_DAY);
             let (y, m, d) = civil_from_days(days.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
@@ -339,7 +261,7 @@ pub(super) fn param(column: &View<'_>, field: &Field, row: usize) -> Result<Valu
                 (of_day % MICROS_PER_SECOND) as u32,
             )
         }
-        View::Uuid(a) => {
+        Values::Uuid(a) => {
             if field.hex {
                 Value::Bytes(a.value(row).to_vec())
             } else {

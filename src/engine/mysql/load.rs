@@ -15,8 +15,9 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::dialect::quote;
-use super::encode::{encode_row, param, BatchView, Field};
+use super::encode::{encode_row, param, Field};
 use super::sink::{target_error, TargetColumn};
+use crate::engine::arrays::view_batch;
 use crate::engine::batch::{copy_not_offered, Message, Progress};
 use crate::engine::EngineError;
 
@@ -237,7 +238,7 @@ pub(super) async fn encode_all(
                 return Ok(rows);
             }
             Some(Message::Batch(batch)) => {
-                let view = BatchView::new(&batch, fields)?;
+                let view = view_batch(&batch, fields.len())?;
                 for row in 0..batch.num_rows() {
                     encode_row(&mut buf, &view, fields, row).map_err(|(i, message)| {
                         EngineError::Value {
@@ -339,20 +340,20 @@ pub(super) async fn insert_rows(
                 return Ok(inserter.written);
             }
             Some(Message::Batch(batch)) => {
-                let view = BatchView::new(&batch, fields)?;
+                let view = view_batch(&batch, fields.len())?;
                 for row in 0..batch.num_rows() {
-                    for (i, ((column, nulls), field)) in view.columns.iter().zip(fields).enumerate()
-                    {
-                        if nulls.is_some_and(|n| n.is_null(row)) {
+                    for (i, (column, field)) in view.iter().zip(fields).enumerate() {
+                        if column.is_null(row) {
                             inserter.params.push(Value::NULL);
                             continue;
                         }
-                        let value =
-                            param(column, field, row).map_err(|message| EngineError::Value {
+                        let value = param(&column.values, field, row).map_err(|message| {
+                            EngineError::Value {
                                 column: fields[i].name.clone(),
                                 row: inserter.written + inserter.pending as u64 + 1,
                                 message,
-                            })?;
+                            }
+                        })?;
                         if let Value::Bytes(b) = &value {
                             inserter.pending_bytes += b.len();
                         }

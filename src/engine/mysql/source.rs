@@ -2,14 +2,8 @@
 //! over the binary protocol (typed values, exact floats) into Arrow batches.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt64Builder,
-};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 use mysql_async::consts::{ColumnFlags, ColumnType};
@@ -18,6 +12,7 @@ use mysql_async::{Conn, Statement, Value};
 
 use super::values::{days_from_civil, is_valid_date, parse_decimal, MICROS_PER_DAY};
 use super::{connect, connect_with, dialect};
+use crate::engine::arrays::ArrayBuilder;
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
 use crate::engine::types::{arrow_schema, Column, Family, LogicalType, NativeType};
 use crate::engine::{within, Carrier, ConnectSpec, EngineError, SourceReader, CANCEL_GRACE};
@@ -309,7 +304,7 @@ fn finish_batch(
     builders: &mut [ColumnBuilder],
     columns: &[Column],
 ) -> Result<RecordBatch, EngineError> {
-    let arrays: Vec<ArrayRef> = builders.iter_mut().map(|b| b.finish()).collect();
+    let arrays: Vec<ArrayRef> = builders.iter_mut().map(|b| b.array.finish()).collect();
     for (array, column) in arrays.iter().zip(columns) {
         if !column.nullable && array.null_count() > 0 {
             return Err(EngineError::Source {
@@ -357,162 +352,80 @@ async fn stop_on_server(spec: &ConnectSpec, id: u32, conn: Conn) {
     let _ = killer.disconnect().await;
 }
 
-/// One column's Arrow builder, fed with the binary protocol's values.
-enum ColumnBuilder {
-    Bool(BooleanBuilder),
-    I16(Int16Builder),
-    I32(Int32Builder),
-    I64(Int64Builder),
-    U64(UInt64Builder),
-    F32(Float32Builder),
-    F64(Float64Builder),
-    Decimal(Decimal128Builder, u32, i128),
-    Text(StringBuilder),
-    Binary(BinaryBuilder),
-    Date(Date32Builder),
-    Time(Time64MicrosecondBuilder),
-    Timestamp(TimestampMicrosecondBuilder),
+/// One result column being read: its array, and for a decimal its scale and the bound its
+/// unscaled values stay below (10^precision).
+struct ColumnBuilder {
+    array: ArrayBuilder,
+    scale: u32,
+    limit: i128,
 }
 
 impl ColumnBuilder {
     fn new(ty: &LogicalType, capacity: usize) -> Result<Self, EngineError> {
-        Ok(match ty {
-            LogicalType::Boolean => Self::Bool(BooleanBuilder::with_capacity(capacity)),
-            LogicalType::Int16 => Self::I16(Int16Builder::with_capacity(capacity)),
-            LogicalType::Int32 => Self::I32(Int32Builder::with_capacity(capacity)),
-            LogicalType::Int64 => Self::I64(Int64Builder::with_capacity(capacity)),
-            LogicalType::UInt64 => Self::U64(UInt64Builder::with_capacity(capacity)),
-            LogicalType::Float32 => Self::F32(Float32Builder::with_capacity(capacity)),
-            LogicalType::Float64 => Self::F64(Float64Builder::with_capacity(capacity)),
-            LogicalType::Decimal { precision, scale } => Self::Decimal(
-                Decimal128Builder::with_capacity(capacity)
-                    .with_precision_and_scale(*precision, *scale)
-                    .map_err(|e| EngineError::Internal(e.to_string()))?,
-                *scale as u32,
-                10i128.pow(u32::from(*precision)),
-            ),
-            LogicalType::Binary { .. } | LogicalType::PgRaw { .. } => {
-                Self::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16))
-            }
-            LogicalType::Date => Self::Date(Date32Builder::with_capacity(capacity)),
-            LogicalType::Time => Self::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
-            LogicalType::Timestamp => {
-                Self::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity))
-            }
-            LogicalType::TimestampTz => Self::Timestamp(
-                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
-            ),
-            LogicalType::BigDecimal { .. }
-            | LogicalType::Text { .. }
-            | LogicalType::Json
-            | LogicalType::Array { .. }
-            | LogicalType::Interval
-            | LogicalType::Other { .. } => {
-                Self::Text(StringBuilder::with_capacity(capacity, capacity * 16))
-            }
-            LogicalType::Uuid => {
-                return Err(EngineError::Internal(
-                    "the MySQL source has no uuid columns (MySQL has no uuid type)".into(),
-                ))
-            }
-        })
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Self::Bool(b) => Arc::new(b.finish()),
-            Self::I16(b) => Arc::new(b.finish()),
-            Self::I32(b) => Arc::new(b.finish()),
-            Self::I64(b) => Arc::new(b.finish()),
-            Self::U64(b) => Arc::new(b.finish()),
-            Self::F32(b) => Arc::new(b.finish()),
-            Self::F64(b) => Arc::new(b.finish()),
-            Self::Decimal(b, _, _) => Arc::new(b.finish()),
-            Self::Text(b) => Arc::new(b.finish()),
-            Self::Binary(b) => Arc::new(b.finish()),
-            Self::Date(b) => Arc::new(b.finish()),
-            Self::Time(b) => Arc::new(b.finish()),
-            Self::Timestamp(b) => Arc::new(b.finish()),
+        if *ty == LogicalType::Uuid {
+            return Err(EngineError::Internal(
+                "the MySQL source has no uuid columns (MySQL has no uuid type)".into(),
+            ));
         }
+        let (scale, limit) = match ty {
+            LogicalType::Decimal { precision, scale } => {
+                (*scale as u32, 10i128.pow(u32::from(*precision)))
+            }
+            _ => (0, 0),
+        };
+        Ok(Self {
+            array: ArrayBuilder::new(ty, capacity, capacity * 16)?,
+            scale,
+            limit,
+        })
     }
 
     /// Append one value; returns about how many bytes it took. `Err` is a Value message.
     fn push(&mut self, value: Value, column: &Column) -> Result<usize, String> {
         if value == Value::NULL {
-            match self {
-                Self::Bool(b) => b.append_null(),
-                Self::I16(b) => b.append_null(),
-                Self::I32(b) => b.append_null(),
-                Self::I64(b) => b.append_null(),
-                Self::U64(b) => b.append_null(),
-                Self::F32(b) => b.append_null(),
-                Self::F64(b) => b.append_null(),
-                Self::Decimal(b, _, _) => b.append_null(),
-                Self::Text(b) => b.append_null(),
-                Self::Binary(b) => b.append_null(),
-                Self::Date(b) => b.append_null(),
-                Self::Time(b) => b.append_null(),
-                Self::Timestamp(b) => b.append_null(),
-            }
+            self.array.append_null();
             return Ok(1);
         }
-        match self {
-            Self::Bool(b) => {
-                let v = match &value {
-                    // bit(1) arrives as one byte.
-                    Value::Bytes(bytes) if bytes.len() == 1 && bytes[0] <= 1 => {
-                        i128::from(bytes[0])
-                    }
-                    _ => integer(&value)?,
-                };
-                match v {
-                    0 => b.append_value(false),
-                    1 => b.append_value(true),
-                    other => {
-                        return Err(format!(
-                            "{} value {other} is not a boolean (0 or 1)",
-                            column.db_type
-                        ))
-                    }
-                }
+        self.push_value(value, column)
+    }
+
+    /// Append a non-NULL value; returns the bytes it takes in the batch.
+    fn push_value(&mut self, value: Value, column: &Column) -> Result<usize, String> {
+        let Self {
+            array,
+            scale,
+            limit,
+        } = self;
+        match array {
+            ArrayBuilder::Bool(b) => {
+                b.append_value(boolean(&value, column)?);
                 Ok(1)
             }
-            Self::I16(b) => {
+            ArrayBuilder::I16(b) => {
                 b.append_value(narrow(integer(&value)?, column)?);
                 Ok(2)
             }
-            Self::I32(b) => {
+            ArrayBuilder::I32(b) => {
                 b.append_value(narrow(integer(&value)?, column)?);
                 Ok(4)
             }
-            Self::I64(b) => {
+            ArrayBuilder::I64(b) => {
                 b.append_value(narrow(integer(&value)?, column)?);
                 Ok(8)
             }
-            Self::U64(b) => {
+            ArrayBuilder::U64(b) => {
                 b.append_value(narrow(integer(&value)?, column)?);
                 Ok(8)
             }
-            Self::F32(b) => {
-                let v = match value {
-                    Value::Float(f) => f,
-                    Value::Double(d) if (d as f32) as f64 == d || d.is_nan() => d as f32,
-                    other => {
-                        let d = float(&other)?;
-                        if (d as f32) as f64 != d && !d.is_nan() {
-                            return Err(format!("{d} does not fit a 32-bit float"));
-                        }
-                        d as f32
-                    }
-                };
-                b.append_value(v);
+            ArrayBuilder::F32(b) => {
+                b.append_value(float32(value)?);
                 Ok(4)
             }
-            Self::F64(b) => {
+            ArrayBuilder::F64(b) => {
                 b.append_value(float(&value)?);
                 Ok(8)
             }
-            Self::Decimal(b, scale, limit) => {
+            ArrayBuilder::Decimal(b) => {
                 let Value::Bytes(text) = &value else {
                     return Err(format!("unexpected decimal value {value:?}"));
                 };
@@ -528,7 +441,7 @@ impl ColumnBuilder {
                 b.append_value(v);
                 Ok(16)
             }
-            Self::Text(b) => match value {
+            ArrayBuilder::Text(b) => match value {
                 Value::Bytes(bytes) => {
                     let text = std::str::from_utf8(&bytes)
                         .map_err(|e| format!("the text is not valid UTF-8: {e}"))?;
@@ -541,40 +454,25 @@ impl ColumnBuilder {
                     Ok(text.len() + 4)
                 }
             },
-            Self::Binary(b) => match value {
+            ArrayBuilder::Binary(b) => match value {
                 Value::Bytes(bytes) => {
                     b.append_value(&bytes);
                     Ok(bytes.len() + 4)
                 }
                 other => Err(format!("unexpected binary value {other:?}")),
             },
-            Self::Date(b) => {
+            ArrayBuilder::Date(b) => {
                 let Value::Date(y, m, d, ..) = value else {
                     return Err(format!("unexpected date value {value:?}"));
                 };
                 b.append_value(day_number(y, m, d)?);
                 Ok(4)
             }
-            Self::Time(b) => {
-                let Value::Time(negative, days, h, m, s, us) = value else {
-                    return Err(format!("unexpected time value {value:?}"));
-                };
-                let micros = ((i64::from(days) * 24 + i64::from(h)) * 3600
-                    + i64::from(m) * 60
-                    + i64::from(s))
-                    * 1_000_000
-                    + i64::from(us);
-                if (negative && micros != 0) || micros > MICROS_PER_DAY {
-                    return Err(format!(
-                        "time {}{}:{m:02}:{s:02} is outside 00:00:00..24:00:00",
-                        if negative { "-" } else { "" },
-                        u64::from(days) * 24 + u64::from(h)
-                    ));
-                }
-                b.append_value(micros);
+            ArrayBuilder::Time(b) => {
+                b.append_value(time_micros(value)?);
                 Ok(8)
             }
-            Self::Timestamp(b) => {
+            ArrayBuilder::Timestamp(b) => {
                 let Value::Date(y, mo, d, h, mi, s, us) = value else {
                     return Err(format!("unexpected datetime value {value:?}"));
                 };
@@ -586,8 +484,59 @@ impl ColumnBuilder {
                 );
                 Ok(8)
             }
+            // `new` refuses uuid columns.
+            ArrayBuilder::Uuid(_) => Err("internal: a uuid column in a MySQL result".into()),
         }
     }
+}
+
+/// `bool`/`tinyint(1)` as 0 or 1; `bit(1)` arrives as one byte.
+fn boolean(value: &Value, column: &Column) -> Result<bool, String> {
+    let v = match value {
+        Value::Bytes(bytes) if bytes.len() == 1 && bytes[0] <= 1 => i128::from(bytes[0]),
+        _ => integer(value)?,
+    };
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(format!(
+            "{} value {other} is not a boolean (0 or 1)",
+            column.db_type
+        )),
+    }
+}
+
+/// A `float` value, or a double that is exactly a 32-bit float.
+fn float32(value: Value) -> Result<f32, String> {
+    Ok(match value {
+        Value::Float(f) => f,
+        Value::Double(d) if (d as f32) as f64 == d || d.is_nan() => d as f32,
+        other => {
+            let d = float(&other)?;
+            if (d as f32) as f64 != d && !d.is_nan() {
+                return Err(format!("{d} does not fit a 32-bit float"));
+            }
+            d as f32
+        }
+    })
+}
+
+/// A `time` as µs since midnight; MySQL's durations outside one day are refused.
+fn time_micros(value: Value) -> Result<i64, String> {
+    let Value::Time(negative, days, h, m, s, us) = value else {
+        return Err(format!("unexpected time value {value:?}"));
+    };
+    let micros = ((i64::from(days) * 24 + i64::from(h)) * 3600 + i64::from(m) * 60 + i64::from(s))
+        * 1_000_000
+        + i64::from(us);
+    if (negative && micros != 0) || micros > MICROS_PER_DAY {
+        return Err(format!(
+            "time {}{}:{m:02}:{s:02} is outside 00:00:00..24:00:00",
+            if negative { "-" } else { "" },
+            u64::from(days) * 24 + u64::from(h)
+        ));
+    }
+    Ok(micros)
 }
 
 fn day_number(y: u16, m: u8, d: u8) -> Result<i32, String> {

@@ -11,9 +11,10 @@ use futures_util::SinkExt;
 use tokio_postgres::{Client, Transaction};
 
 use super::dialect::{self, check_ident, column_ddl, column_ddl_type, qualified, quote_ident};
-use super::encode::{encode_row, natural_oid, typed_columns, wire_for, Wire};
+use super::encode::{encode_row, natural_oid, wire_for, Wire};
 use super::wire;
 use super::OnTarget;
+use crate::engine::arrays::view_batch;
 use crate::engine::batch::{copy_not_offered, Message, SinkContext, TargetTable};
 use crate::engine::types::{Column, Family, LogicalType};
 use crate::engine::{ConnectSpec, EngineError, CANCEL_GRACE};
@@ -320,7 +321,7 @@ async fn copy_rows(
                 if n == 0 {
                     continue;
                 }
-                let cols = typed_columns(&batch, &plan.wires)?;
+                let cols = view_batch(&batch, plan.wires.len())?;
                 for i in 0..n {
                     let row = rows + i as u64 + 1;
                     encode_row(&cols, &ctx.columns, &plan.wires, i, row, &mut buf)?;
@@ -475,56 +476,8 @@ async fn append_plan(
     columns: &[Column],
     io: Duration,
 ) -> Result<Plan, EngineError> {
-    let target_rows = tx
-        .query(
-            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod),
-                    t.typcategory::text
-             FROM pg_catalog.pg_attribute a
-             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-             ORDER BY a.attnum",
-            &[&relid],
-        )
-        .on_target(io)
-        .await?;
-    struct TargetColumn {
-        name: String,
-        oid: u32,
-        format: String,
-        category: String,
-    }
-    let targets: Vec<TargetColumn> = target_rows
-        .iter()
-        .map(|r| TargetColumn {
-            name: r.get(0),
-            oid: r.get(1),
-            format: r.get(2),
-            category: r.get(3),
-        })
-        .collect();
-    let mut matched = Vec::with_capacity(columns.len());
-    for c in columns {
-        let exact = targets.iter().find(|t| t.name == c.name);
-        let found = exact.or_else(|| {
-            let mut folded = targets
-                .iter()
-                .filter(|t| t.name.to_lowercase() == c.name.to_lowercase());
-            match (folded.next(), folded.next()) {
-                (Some(one), None) => Some(one),
-                _ => None,
-            }
-        });
-        let Some(found) = found else {
-            let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-            return Err(EngineError::Schema(format!(
-                "column {:?} of the result does not exist in the target table {schema}.{table} \
-                 (its columns: {})",
-                c.name,
-                names.join(", ")
-            )));
-        };
-        matched.push(found);
-    }
+    let targets = target_columns(tx, relid, io).await?;
+    let matched = match_columns(&targets, columns, schema, table)?;
     let table_sql = qualified(schema, table);
     let target_columns: Vec<String> = matched.iter().map(|t| quote_ident(&t.name)).collect();
     let direct: Option<Vec<Wire>> = columns
@@ -590,6 +543,78 @@ async fn append_plan(
         finish: vec![insert],
         insert_counts: true,
     })
+}
+
+/// A column of an existing target table.
+struct TargetColumn {
+    name: String,
+    oid: u32,
+    /// `format_type(atttypid, atttypmod)`.
+    format: String,
+    /// `pg_type.typcategory` ("S" for strings).
+    category: String,
+}
+
+async fn target_columns(
+    tx: &Transaction<'_>,
+    relid: u32,
+    io: Duration,
+) -> Result<Vec<TargetColumn>, EngineError> {
+    let rows = tx
+        .query(
+            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod),
+                    t.typcategory::text
+             FROM pg_catalog.pg_attribute a
+             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum",
+            &[&relid],
+        )
+        .on_target(io)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TargetColumn {
+            name: r.get(0),
+            oid: r.get(1),
+            format: r.get(2),
+            category: r.get(3),
+        })
+        .collect())
+}
+
+/// The target column each result column goes into: the same name, or else the one name
+/// equal to it ignoring case.
+fn match_columns<'a>(
+    targets: &'a [TargetColumn],
+    columns: &[Column],
+    schema: &str,
+    table: &str,
+) -> Result<Vec<&'a TargetColumn>, EngineError> {
+    columns
+        .iter()
+        .map(|c| {
+            let exact = targets.iter().find(|t| t.name == c.name);
+            let found = exact.or_else(|| {
+                let mut folded = targets
+                    .iter()
+                    .filter(|t| t.name.to_lowercase() == c.name.to_lowercase());
+                match (folded.next(), folded.next()) {
+                    (Some(one), None) => Some(one),
+                    _ => None,
+                }
+            });
+            found.ok_or_else(|| {
+                let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+                EngineError::Schema(format!(
+                    "column {:?} of the result does not exist in the target table \
+                     {schema}.{table} (its columns: {})",
+                    c.name,
+                    names.join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! SQLite: opening database files (on a blocking thread) and reading the catalog.
 
+pub mod affinity;
 pub mod dialect;
 pub mod sink;
 pub mod source;
@@ -10,8 +11,6 @@ use std::path::Path;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Connection, OpenFlags};
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{SinkContext, SourceSpec};
@@ -234,60 +233,42 @@ impl Connector for Sqlite {
         "TEXT"
     }
 
-    fn server_version<'a>(
-        &'a self,
-        spec: &'a ConnectSpec,
-    ) -> BoxFuture<'a, Result<String, ConnectError>> {
-        server_version(spec).boxed()
+    async fn server_version(&self, spec: &ConnectSpec) -> Result<String, ConnectError> {
+        server_version(spec).await
     }
 
-    fn list_tables<'a>(
-        &'a self,
-        spec: &'a ConnectSpec,
-        scope: Scope<'a>,
-    ) -> BoxFuture<'a, Result<Vec<SchemaInfo>, ConnectError>> {
-        let schema = match scope {
-            Scope::Default | Scope::All => None,
-            Scope::Named(name) => Some(name),
-        };
-        list_tables(spec, schema).boxed()
+    async fn list_tables(
+        &self,
+        spec: &ConnectSpec,
+        scope: Scope<'_>,
+    ) -> Result<Vec<SchemaInfo>, ConnectError> {
+        list_tables(spec, scope.schema(None)).await
     }
 
-    fn open_source<'a>(
-        &'a self,
-        spec: &'a ConnectSpec,
-        source: &'a SourceSpec,
+    async fn open_source(
+        &self,
+        spec: &ConnectSpec,
+        source: &SourceSpec,
         carrier: Carrier,
-    ) -> BoxFuture<'a, Result<Box<dyn SourceReader>, EngineError>> {
-        async move {
-            let SourceSpec::Query(query) = source;
-            let opened = source::open(spec, query, carrier).await?;
-            Ok(Box::new(opened) as Box<dyn SourceReader>)
-        }
-        .boxed()
+    ) -> Result<Box<dyn SourceReader>, EngineError> {
+        let SourceSpec::Query(query) = source;
+        Ok(Box::new(source::open(spec, query, carrier).await?))
     }
 
-    fn run_sink<'a>(
-        &'a self,
-        spec: &'a ConnectSpec,
-        ctx: SinkContext,
-    ) -> BoxFuture<'a, Result<u64, EngineError>> {
-        sink::run(spec, ctx).boxed()
+    async fn run_sink(&self, spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineError> {
+        sink::run(spec, ctx).await
     }
 
-    fn execute<'a>(
-        &'a self,
-        spec: &'a ConnectSpec,
-        sql: &'a str,
-        cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, Result<Option<u64>, EngineError>> {
+    async fn execute(
+        &self,
+        spec: &ConnectSpec,
+        sql: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<u64>, EngineError> {
         let (spec, sql, cancel) = (spec.clone(), sql.to_string(), cancel.clone());
-        async move {
-            tokio::task::spawn_blocking(move || execute_blocking(&spec, &sql, &cancel))
-                .await
-                .map_err(|e| EngineError::Internal(format!("SQLite worker: {e}")))?
-        }
-        .boxed()
+        tokio::task::spawn_blocking(move || execute_blocking(&spec, &sql, &cancel))
+            .await
+            .map_err(|e| EngineError::Internal(format!("SQLite worker: {e}")))?
     }
 }
 

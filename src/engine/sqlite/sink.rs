@@ -24,8 +24,9 @@ use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+use super::affinity::{check_text_affinity, Affinity};
 use super::dialect::{self, quote_ident};
-use super::values::{self, check_text_affinity, parse_decimal, Affinity, TextBuf};
+use super::values::{self, parse_decimal, TextBuf};
 use crate::engine::batch::{copy_not_offered, Message, SinkContext};
 use crate::engine::types::{Column, LogicalType};
 use crate::engine::{ConnectSpec, EngineError};
@@ -294,13 +295,26 @@ fn load(
     limit: Duration,
 ) -> Result<Committed, EngineError> {
     begin(conn, &ctx.cancel, limit)?;
-    let target = ctx.target.table().clone();
-    let table = target.table.clone();
-    let existing = existing(conn, &table)?;
+    let table = ctx.target.table().table.clone();
+    let (insert_table, affinities, swap) = destination(conn, ctx, &table)?;
+    let written = insert_all(conn, ctx, runtime, &insert_table, affinities)?;
+    if swap {
+        swap_in(conn, &table, &insert_table)?;
+    }
+    commit(conn, ctx, &table, written)
+}
 
-    // Where rows go, and the affinity of each target column (in source column order).
-    let (insert_table, affinities, swap) = match existing {
-        Existing::Table { columns } if !target.overwrite => {
+/// Where rows go (the table, or a staging table that replaces it), the affinity of each
+/// target column in result column order, and whether a staging table is to be swapped in.
+fn destination(
+    conn: &Connection,
+    ctx: &SinkContext,
+    table: &str,
+) -> Result<(String, Vec<Affinity>, bool), EngineError> {
+    let overwrite = ctx.target.table().overwrite;
+    let table = table.to_string();
+    Ok(match existing(conn, &table)? {
+        Existing::Table { columns } if !overwrite => {
             let mut affinities = Vec::with_capacity(ctx.columns.len());
             for c in &ctx.columns {
                 // SQLite compares column names without regard to ASCII case.
@@ -338,11 +352,20 @@ fn load(
                 .collect();
             (name, affinities, swap)
         }
-    };
+    })
+}
 
+/// Insert every batch the channel brings; returns the rows written.
+fn insert_all(
+    conn: &Connection,
+    ctx: &mut SinkContext,
+    runtime: &Handle,
+    insert_table: &str,
+    affinities: Vec<Affinity>,
+) -> Result<u64, EngineError> {
     let names: Vec<&str> = ctx.columns.iter().map(|c| c.name.as_str()).collect();
     let mut insert = conn
-        .prepare(&dialect::insert(&insert_table, &names)?)
+        .prepare(&dialect::insert(insert_table, &names)?)
         .map_err(|e| target_error(&e))?;
     let binders: Vec<Binder> = ctx
         .columns
@@ -372,21 +395,31 @@ fn load(
             None => return Err(EngineError::Cancelled),
         }
     }
-    drop(insert);
+    Ok(written)
+}
 
-    if swap {
-        // Legacy renaming leaves views and triggers that name the table alone (they then see
-        // the new table); modern renaming would refuse while the old table is gone.
-        conn.execute_batch(&format!(
-            "PRAGMA legacy_alter_table = ON;
-             DROP TABLE \"main\".{old};
-             ALTER TABLE \"main\".{staging} RENAME TO {old};
-             PRAGMA legacy_alter_table = OFF;",
-            old = quote_ident(&table)?,
-            staging = quote_ident(&insert_table)?,
-        ))
-        .map_err(|e| target_error(&e))?;
-    }
+/// Replace `table` with the filled staging table.
+fn swap_in(conn: &Connection, table: &str, staging: &str) -> Result<(), EngineError> {
+    // Legacy renaming leaves views and triggers that name the table alone (they then see
+    // the new table); modern renaming would refuse while the old table is gone.
+    conn.execute_batch(&format!(
+        "PRAGMA legacy_alter_table = ON;
+         DROP TABLE \"main\".{old};
+         ALTER TABLE \"main\".{staging} RENAME TO {old};
+         PRAGMA legacy_alter_table = OFF;",
+        old = quote_ident(table)?,
+        staging = quote_ident(staging)?,
+    ))
+    .map_err(|e| target_error(&e))
+}
+
+/// Record the commit marker, then commit (see `Committed`).
+fn commit(
+    conn: &Connection,
+    ctx: &SinkContext,
+    table: &str,
+    written: u64,
+) -> Result<Committed, EngineError> {
     let token = uuid::Uuid::new_v4().simple().to_string();
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS \"main\".{COMMITS} \
@@ -397,7 +430,7 @@ fn load(
             &format!(
                 "INSERT INTO \"main\".{COMMITS} VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ'))"
             ),
-            [&token, &table],
+            [token.as_str(), table],
         )
     })
     .map_err(|e| target_error(&e))?;

@@ -8,13 +8,7 @@
 //! expression columns); the worker then waits for `run`.
 
 use std::ffi::{CStr, CString};
-use std::sync::Arc;
 
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder,
-    Float64Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder,
-};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 use rusqlite::types::{Value, ValueRef};
@@ -26,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dialect;
 use super::values::{self, clip, parse_decimal, write_f64, TextBuf};
+use crate::engine::arrays::ArrayBuilder;
 use crate::engine::batch::{SourceContext, MAX_BATCH_BYTES};
 use crate::engine::types::{arrow_schema, Column, LogicalType};
 use crate::engine::{Carrier, ConnectSpec, EngineError, SourceReader};
@@ -222,7 +217,7 @@ fn read(
     };
 
     let schema = arrow_schema(&columns);
-    let mut batch = BatchBuilder::new(&columns, ctx.batch_rows);
+    let mut batch = BatchBuilder::new(&columns, ctx.batch_rows)?;
     let mut row_no: u64 = 0;
     if let Some(values) = &first {
         row_no = 1;
@@ -350,81 +345,80 @@ struct Scratch {
     b: String,
 }
 
-enum ColumnBuilder {
-    Boolean(BooleanBuilder),
-    Int64(Int64Builder),
-    Float64(Float64Builder),
-    Decimal(Decimal128Builder, u8, i8),
-    BigDecimal(StringBuilder),
-    Text(StringBuilder),
-    Json(StringBuilder),
-    Binary(BinaryBuilder),
-    Date(Date32Builder),
-    Time(Time64MicrosecondBuilder),
-    Timestamp(TimestampMicrosecondBuilder),
-    TimestampTz(TimestampMicrosecondBuilder),
-    Uuid(FixedSizeBinaryBuilder),
+/// How a column's SQLite values are read: each storage class is taken only where it converts
+/// exactly to the column's type.
+#[derive(Clone, Copy)]
+enum Parse {
+    Boolean,
+    Integer,
+    Real,
+    Decimal(u8, i8),
+    BigDecimal,
+    Text,
+    Json,
+    Binary,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Uuid,
+}
+
+impl Parse {
+    fn of(ty: &LogicalType) -> Self {
+        match ty {
+            LogicalType::Boolean => Self::Boolean,
+            LogicalType::Int16 | LogicalType::Int32 | LogicalType::Int64 => Self::Integer,
+            LogicalType::Float32 | LogicalType::Float64 => Self::Real,
+            LogicalType::Decimal { precision, scale } => Self::Decimal(*precision, *scale),
+            LogicalType::BigDecimal { .. } | LogicalType::UInt64 => Self::BigDecimal,
+            LogicalType::Json => Self::Json,
+            LogicalType::Binary { .. } => Self::Binary,
+            LogicalType::Date => Self::Date,
+            LogicalType::Time => Self::Time,
+            LogicalType::Timestamp => Self::Timestamp,
+            LogicalType::TimestampTz => Self::TimestampTz,
+            LogicalType::Uuid => Self::Uuid,
+            _ => Self::Text,
+        }
+    }
+}
+
+/// One result column being read.
+struct ColumnBuilder {
+    parse: Parse,
+    array: ArrayBuilder,
 }
 
 impl ColumnBuilder {
-    fn new(ty: &LogicalType, rows: usize) -> Self {
+    fn new(ty: &LogicalType, rows: usize) -> Result<Self, EngineError> {
         let rows = rows.min(1 << 20);
-        match ty {
-            LogicalType::Boolean => Self::Boolean(BooleanBuilder::with_capacity(rows)),
-            LogicalType::Int16 | LogicalType::Int32 | LogicalType::Int64 => {
-                Self::Int64(Int64Builder::with_capacity(rows))
-            }
-            LogicalType::Float32 | LogicalType::Float64 => {
-                Self::Float64(Float64Builder::with_capacity(rows))
-            }
-            LogicalType::Decimal { precision, scale } => Self::Decimal(
-                Decimal128Builder::with_capacity(rows)
-                    .with_precision_and_scale(*precision, *scale)
-                    .expect("dialect produces valid precision and scale"),
-                *precision,
-                *scale,
-            ),
-            LogicalType::BigDecimal { .. } | LogicalType::UInt64 => {
-                Self::BigDecimal(StringBuilder::with_capacity(rows, rows * 8))
-            }
-            LogicalType::Json => Self::Json(StringBuilder::with_capacity(rows, rows * 16)),
-            LogicalType::Binary { .. } => {
-                Self::Binary(BinaryBuilder::with_capacity(rows, rows * 16))
-            }
-            LogicalType::Date => Self::Date(Date32Builder::with_capacity(rows)),
-            LogicalType::Time => Self::Time(Time64MicrosecondBuilder::with_capacity(rows)),
-            LogicalType::Timestamp => {
-                Self::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows))
-            }
-            LogicalType::TimestampTz => Self::TimestampTz(
-                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
-            ),
-            LogicalType::Uuid => Self::Uuid(FixedSizeBinaryBuilder::with_capacity(rows, 16)),
-            _ => Self::Text(StringBuilder::with_capacity(rows, rows * 16)),
-        }
+        Ok(Self {
+            parse: Parse::of(ty),
+            array: ArrayBuilder::new(ty, rows, rows * 16)?,
+        })
     }
 
     /// Append one value; the bytes it counts, or why it cannot be carried.
     fn push(&mut self, value: ValueRef<'_>, scratch: &mut Scratch) -> Result<usize, String> {
-        let wrong = |value: &ValueRef<'_>, what: &str| {
-            Err(format!("holds {} where {what} was expected", class(value)))
-        };
         if let ValueRef::Null = value {
-            self.push_null();
+            self.array.append_null();
             return Ok(0);
         }
         let size = match value {
             ValueRef::Text(t) | ValueRef::Blob(t) => t.len(),
             _ => 8,
         };
-        match self {
-            Self::Boolean(b) => match value {
+        match (self.parse, &mut self.array) {
+            (Parse::Boolean, ArrayBuilder::Bool(b)) => match value {
                 ValueRef::Integer(0) => b.append_value(false),
                 ValueRef::Integer(1) => b.append_value(true),
-                ValueRef::Integer(i) => return Err(format!("boolean column holds {i}, not 0 or 1")),
+                ValueRef::Integer(i) => {
+                    return Err(format!("boolean column holds {i}, not 0 or 1"))
+                }
                 other => return wrong(&other, "an INTEGER 0 or 1"),
             },
-            Self::Int64(b) => match value {
+            (Parse::Integer, ArrayBuilder::I64(b)) => match value {
                 ValueRef::Integer(i) => b.append_value(i),
                 ValueRef::Real(f) => match values::exact_i64(f) {
                     Some(i) => b.append_value(i),
@@ -432,34 +426,22 @@ impl ColumnBuilder {
                 },
                 other => return wrong(&other, "an INTEGER"),
             },
-            Self::Float64(b) => match value {
+            (Parse::Real, ArrayBuilder::F64(b)) => match value {
                 ValueRef::Real(f) => b.append_value(f),
                 ValueRef::Integer(i) => match values::exact_f64(i) {
                     Some(f) => b.append_value(f),
-                    None => return Err(format!("holds the INTEGER {i}, which a REAL cannot hold exactly")),
+                    None => {
+                        return Err(format!(
+                            "holds the INTEGER {i}, which a REAL cannot hold exactly"
+                        ))
+                    }
                 },
                 other => return wrong(&other, "a REAL"),
             },
-            Self::Decimal(b, precision, scale) => {
-                let scaled = match value {
-                    ValueRef::Integer(i) => (i as i128)
-                        .checked_mul(10i128.pow(*scale as u32))
-                        .filter(|v| v.unsigned_abs() < 10u128.pow(*precision as u32))
-                        .ok_or_else(|| format!("{i} does not fit numeric({precision},{scale})"))?,
-                    ValueRef::Real(f) => {
-                        write_f64(&mut scratch.a, f);
-                        decimal_text(scratch.a.as_bytes())?
-                            .to_scaled(*precision, *scale)
-                            .map_err(|m| format!("{} {m}", scratch.a))?
-                    }
-                    ValueRef::Text(t) => decimal_text(t)?
-                        .to_scaled(*precision, *scale)
-                        .map_err(|m| format!("{:?} {m}", clip(&String::from_utf8_lossy(t))))?,
-                    other => return wrong(&other, "a number"),
-                };
-                b.append_value(scaled);
+            (Parse::Decimal(precision, scale), ArrayBuilder::Decimal(b)) => {
+                b.append_value(decimal(value, precision, scale, scratch)?)
             }
-            Self::BigDecimal(b) => match value {
+            (Parse::BigDecimal, ArrayBuilder::Text(b)) => match value {
                 ValueRef::Integer(i) => {
                     let mut t = TextBuf::default();
                     push_i64(&mut t, i);
@@ -476,7 +458,7 @@ impl ColumnBuilder {
                 }
                 other => return wrong(&other, "a number"),
             },
-            Self::Text(b) => match value {
+            (Parse::Text, ArrayBuilder::Text(b)) => match value {
                 ValueRef::Text(t) => b.append_value(utf8(t)?),
                 ValueRef::Integer(i) => {
                     let mut t = TextBuf::default();
@@ -489,7 +471,7 @@ impl ColumnBuilder {
                 }
                 other => return wrong(&other, "TEXT"),
             },
-            Self::Json(b) => match value {
+            (Parse::Json, ArrayBuilder::Text(b)) => match value {
                 ValueRef::Text(t) => {
                     let text = utf8(t)?;
                     serde_json::from_str::<serde::de::IgnoredAny>(text)
@@ -507,91 +489,103 @@ impl ColumnBuilder {
                 }
                 other => return wrong(&other, "JSON text"),
             },
-            Self::Binary(b) => match value {
+            (Parse::Binary, ArrayBuilder::Binary(b)) => match value {
                 ValueRef::Blob(v) | ValueRef::Text(v) => b.append_value(v),
                 other => return wrong(&other, "a BLOB"),
             },
-            Self::Date(b) => match value {
-                ValueRef::Text(t) => b.append_value(
-                    values::parse_date(utf8(t)?).map_err(|m| text_error(t, &m))?,
+            (Parse::Date, ArrayBuilder::Date(b)) => match value {
+                ValueRef::Text(t) => {
+                    b.append_value(values::parse_date(utf8(t)?).map_err(|m| text_error(t, &m))?)
+                }
+                other => return wrong(
+                    &other,
+                    "date text (YYYY-MM-DD); convert it in the query, e.g. date(x, 'unixepoch')",
                 ),
-                other => return wrong(&other, "date text (YYYY-MM-DD); convert it in the query, e.g. date(x, 'unixepoch')"),
             },
-            Self::Time(b) => match value {
-                ValueRef::Text(t) => b.append_value(
-                    values::parse_time(utf8(t)?).map_err(|m| text_error(t, &m))?,
-                ),
+            (Parse::Time, ArrayBuilder::Time(b)) => match value {
+                ValueRef::Text(t) => {
+                    b.append_value(values::parse_time(utf8(t)?).map_err(|m| text_error(t, &m))?)
+                }
                 other => return wrong(&other, "time text (HH:MM:SS)"),
             },
-            Self::Timestamp(b) => match value {
-                ValueRef::Text(t) => {
-                    let (micros, offset) =
-                        values::parse_timestamp(utf8(t)?).map_err(|m| text_error(t, &m))?;
-                    if offset.is_some() {
-                        return Err(text_error(
-                            t,
-                            "has a UTC offset, but the column is a timestamp without time zone (declare it TIMESTAMPTZ, or convert it in the query, e.g. datetime(x))",
-                        ));
-                    }
-                    b.append_value(micros);
-                }
-                other => return wrong(&other, "timestamp text (YYYY-MM-DD HH:MM:SS); convert it in the query, e.g. datetime(x, 'unixepoch')"),
-            },
-            Self::TimestampTz(b) => match value {
-                ValueRef::Text(t) => {
-                    let (micros, offset) =
-                        values::parse_timestamp(utf8(t)?).map_err(|m| text_error(t, &m))?;
-                    // Without an offset the time is taken as UTC, as SQLite's functions do.
-                    let utc = micros
-                        .checked_sub(offset.unwrap_or(0) * 1_000_000)
-                        .ok_or_else(|| text_error(t, "is out of range"))?;
-                    b.append_value(utc);
-                }
-                other => return wrong(&other, "timestamp text with an offset"),
-            },
-            Self::Uuid(b) => {
-                let uuid = match value {
-                    ValueRef::Text(t) => uuid::Uuid::try_parse_ascii(t)
-                        .map_err(|_| text_error(t, "is not a UUID"))?,
-                    ValueRef::Blob(v) => uuid::Uuid::from_slice(v)
-                        .map_err(|_| format!("holds a BLOB of {} bytes, not a 16-byte UUID", v.len()))?,
-                    other => return wrong(&other, "a UUID"),
-                };
-                b.append_value(uuid.as_bytes())
-                    .map_err(|e| format!("UUID: {e}"))?;
+            (Parse::Timestamp, ArrayBuilder::Timestamp(b)) => b.append_value(timestamp(value)?),
+            (Parse::TimestampTz, ArrayBuilder::Timestamp(b)) => {
+                b.append_value(timestamp_tz(value)?)
             }
+            (Parse::Uuid, ArrayBuilder::Uuid(b)) => b
+                .append_value(uuid(value)?.as_bytes())
+                .map_err(|e| format!("UUID: {e}"))?,
+            _ => return Err("internal: the column's reader and array disagree".into()),
         }
         Ok(size)
     }
+}
 
-    fn push_null(&mut self) {
-        match self {
-            Self::Boolean(b) => b.append_null(),
-            Self::Int64(b) => b.append_null(),
-            Self::Float64(b) => b.append_null(),
-            Self::Decimal(b, ..) => b.append_null(),
-            Self::BigDecimal(b) | Self::Text(b) | Self::Json(b) => b.append_null(),
-            Self::Binary(b) => b.append_null(),
-            Self::Date(b) => b.append_null(),
-            Self::Time(b) => b.append_null(),
-            Self::Timestamp(b) | Self::TimestampTz(b) => b.append_null(),
-            Self::Uuid(b) => b.append_null(),
+fn wrong<T>(value: &ValueRef<'_>, what: &str) -> Result<T, String> {
+    Err(format!("holds {} where {what} was expected", class(value)))
+}
+
+/// A number (or its text) scaled to `numeric(precision, scale)`.
+fn decimal(
+    value: ValueRef<'_>,
+    precision: u8,
+    scale: i8,
+    scratch: &mut Scratch,
+) -> Result<i128, String> {
+    Ok(match value {
+        ValueRef::Integer(i) => (i as i128)
+            .checked_mul(10i128.pow(scale as u32))
+            .filter(|v| v.unsigned_abs() < 10u128.pow(precision as u32))
+            .ok_or_else(|| format!("{i} does not fit numeric({precision},{scale})"))?,
+        ValueRef::Real(f) => {
+            write_f64(&mut scratch.a, f);
+            decimal_text(scratch.a.as_bytes())?
+                .to_scaled(precision, scale)
+                .map_err(|m| format!("{} {m}", scratch.a))?
         }
+        ValueRef::Text(t) => decimal_text(t)?
+            .to_scaled(precision, scale)
+            .map_err(|m| format!("{:?} {m}", clip(&String::from_utf8_lossy(t))))?,
+        other => return wrong(&other, "a number"),
+    })
+}
+
+/// Timestamp text without an offset, as µs since 1970.
+fn timestamp(value: ValueRef<'_>) -> Result<i64, String> {
+    let ValueRef::Text(t) = value else {
+        return wrong(&value, "timestamp text (YYYY-MM-DD HH:MM:SS); convert it in the query, e.g. datetime(x, 'unixepoch')");
+    };
+    let (micros, offset) = values::parse_timestamp(utf8(t)?).map_err(|m| text_error(t, &m))?;
+    if offset.is_some() {
+        return Err(text_error(
+            t,
+            "has a UTC offset, but the column is a timestamp without time zone (declare it TIMESTAMPTZ, or convert it in the query, e.g. datetime(x))",
+        ));
     }
+    Ok(micros)
+}
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Self::Boolean(b) => Arc::new(b.finish()),
-            Self::Int64(b) => Arc::new(b.finish()),
-            Self::Float64(b) => Arc::new(b.finish()),
-            Self::Decimal(b, ..) => Arc::new(b.finish()),
-            Self::BigDecimal(b) | Self::Text(b) | Self::Json(b) => Arc::new(b.finish()),
-            Self::Binary(b) => Arc::new(b.finish()),
-            Self::Date(b) => Arc::new(b.finish()),
-            Self::Time(b) => Arc::new(b.finish()),
-            Self::Timestamp(b) | Self::TimestampTz(b) => Arc::new(b.finish()),
-            Self::Uuid(b) => Arc::new(b.finish()),
+/// Timestamp text as µs since 1970 UTC; without an offset the time is taken as UTC, as
+/// SQLite's functions do.
+fn timestamp_tz(value: ValueRef<'_>) -> Result<i64, String> {
+    let ValueRef::Text(t) = value else {
+        return wrong(&value, "timestamp text with an offset");
+    };
+    let (micros, offset) = values::parse_timestamp(utf8(t)?).map_err(|m| text_error(t, &m))?;
+    micros
+        .checked_sub(offset.unwrap_or(0) * 1_000_000)
+        .ok_or_else(|| text_error(t, "is out of range"))
+}
+
+/// A UUID as text or as its 16 bytes.
+fn uuid(value: ValueRef<'_>) -> Result<uuid::Uuid, String> {
+    match value {
+        ValueRef::Text(t) => {
+            uuid::Uuid::try_parse_ascii(t).map_err(|_| text_error(t, "is not a UUID"))
         }
+        ValueRef::Blob(v) => uuid::Uuid::from_slice(v)
+            .map_err(|_| format!("holds a BLOB of {} bytes, not a 16-byte UUID", v.len())),
+        other => wrong(&other, "a UUID"),
     }
 }
 
@@ -615,16 +609,16 @@ fn decimal_text(t: &[u8]) -> Result<values::DecimalText<'_>, String> {
 }
 
 impl BatchBuilder {
-    fn new(columns: &[Column], batch_rows: usize) -> Self {
-        Self {
+    fn new(columns: &[Column], batch_rows: usize) -> Result<Self, EngineError> {
+        Ok(Self {
             columns: columns
                 .iter()
-                .map(|c| (c.name.clone(), ColumnBuilder::new(&c.ty, batch_rows)))
-                .collect(),
+                .map(|c| Ok((c.name.clone(), ColumnBuilder::new(&c.ty, batch_rows)?)))
+                .collect::<Result<_, EngineError>>()?,
             rows: 0,
             bytes: 0,
             scratch: Scratch::default(),
-        }
+        })
     }
 
     fn append<'v>(
@@ -649,7 +643,11 @@ impl BatchBuilder {
     }
 
     fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch, EngineError> {
-        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|(_, b)| b.finish()).collect();
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|(_, b)| b.array.finish())
+            .collect();
         self.rows = 0;
         self.bytes = 0;
         RecordBatch::try_new(schema.clone(), arrays)
