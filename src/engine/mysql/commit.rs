@@ -9,8 +9,8 @@ use mysql_async::Conn;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::sink::{target_error, OnTarget};
 use super::{connect_with, describe};
+use super::{target_error, OnTarget};
 use crate::engine::{ConnectSpec, EngineError, CANCEL_GRACE};
 
 /// The bookkeeping table of appends, in the target's database: an append writes a row keyed

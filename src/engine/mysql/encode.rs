@@ -4,7 +4,6 @@
 use arrow_schema::DataType;
 use mysql_async::Value;
 
-use super::sink::TargetColumn;
 use super::values::{
     check_decimal_text, civil_from_days, write_date, write_decimal, write_f64, write_hex,
     write_i64, write_time, write_timestamp, write_u64, write_uuid, MICROS_PER_DAY,
@@ -12,6 +11,15 @@ use super::values::{
 };
 use crate::engine::arrays::{ArrayView, Values};
 use crate::engine::types::{Column, LogicalType};
+
+/// A target column: its name and, for checks and encodings, its type.
+#[derive(Debug, Clone)]
+pub(super) struct TargetColumn {
+    pub(super) name: String,
+    pub(super) data_type: String,
+    pub(super) precision: Option<u64>,
+    pub(super) scale: Option<u64>,
+}
 
 /// How one source column is written.
 #[derive(Debug)]

@@ -15,8 +15,9 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::dialect::quote;
+use super::encode::TargetColumn;
 use super::encode::{encode_row, param, Field};
-use super::sink::{target_error, TargetColumn};
+use super::target_error;
 use crate::engine::arrays::view_batch;
 use crate::engine::batch::{copy_not_offered, Message, Progress};
 use crate::engine::EngineError;

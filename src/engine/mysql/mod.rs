@@ -134,6 +134,25 @@ pub(crate) fn source_error(e: &mysql_async::Error) -> super::EngineError {
     }
 }
 
+pub(super) fn target_error(e: &mysql_async::Error) -> EngineError {
+    let (message, transient) = describe(e);
+    EngineError::Target { message, transient }
+}
+
+/// A statement on the target, bounded by the I/O timeout, its error in the engine's terms.
+pub(super) trait OnTarget<T>:
+    std::future::Future<Output = Result<T, mysql_async::Error>> + Sized
+{
+    async fn on_target(self, io: std::time::Duration) -> Result<T, EngineError> {
+        super::within(io, "target", async {
+            self.await.map_err(|e| target_error(&e))
+        })
+        .await
+    }
+}
+
+impl<T, F> OnTarget<T> for F where F: std::future::Future<Output = Result<T, mysql_async::Error>> {}
+
 /// Sort a driver error into what the user can act on.
 pub fn classify(e: &mysql_async::Error, target: &str) -> ConnectError {
     match e {

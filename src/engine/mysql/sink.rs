@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::commit::{append_committed, committing, lock_table, renamed, Unanswered, COMMITS_TABLE};
 use super::dialect::{self, check_ident, column_definitions, qualified, quote};
-use super::encode::Field;
+use super::encode::{Field, TargetColumn};
 use super::load::{insert_rows, load_data, load_statement, Loaded, Writing};
-use super::{connect_with, describe};
+use super::{connect_with, target_error, OnTarget};
 use crate::engine::batch::{Message, SinkContext};
 use crate::engine::types::{Column, LogicalType};
-use crate::engine::{within, ConnectSpec, EngineError, CANCEL_GRACE};
+use crate::engine::{ConnectSpec, EngineError, CANCEL_GRACE};
 
 /// Session settings of a writing connection: refuse rather than adjust a value; DATETIME text
 /// is UTC.
@@ -27,11 +27,6 @@ const SINK_SETUP: &[&str] = &[
      ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_VALUE_ON_ZERO'",
     "SET time_zone = '+00:00'",
 ];
-
-pub(super) fn target_error(e: &mysql_async::Error) -> EngineError {
-    let (message, transient) = describe(e);
-    EngineError::Target { message, transient }
-}
 
 /// Write everything the channel brings into the target, atomically; returns rows written.
 ///
@@ -74,20 +69,6 @@ pub async fn run(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineErro
         }
     }
 }
-
-/// A statement on the target, bounded by the I/O timeout, its error in the engine's terms.
-pub(super) trait OnTarget<T>:
-    std::future::Future<Output = Result<T, mysql_async::Error>> + Sized
-{
-    async fn on_target(self, io: Duration) -> Result<T, EngineError> {
-        within(io, "target", async {
-            self.await.map_err(|e| target_error(&e))
-        })
-        .await
-    }
-}
-
-impl<T, F> OnTarget<T> for F where F: std::future::Future<Output = Result<T, mysql_async::Error>> {}
 
 /// What to take back when the transfer fails.
 #[derive(Default)]
@@ -170,15 +151,6 @@ impl Undo {
             let _ = timeout(CANCEL_GRACE, c.disconnect()).await;
         }
     }
-}
-
-/// A target column: its name and, for checks and encodings, its type.
-#[derive(Debug, Clone)]
-pub(super) struct TargetColumn {
-    pub(super) name: String,
-    pub(super) data_type: String,
-    pub(super) precision: Option<u64>,
-    pub(super) scale: Option<u64>,
 }
 
 /// The target table's columns as the catalog has them now (none: it does not exist).
