@@ -42,6 +42,13 @@ error_codes! {
     UnknownConnection => (400, "unknown_connection", "Unknown connection", false),
     InvalidPartitions => (400, "invalid_partitions", "Invalid partitions", false),
     PartitioningIncomplete => (400, "partitioning_incomplete", "Partitioning incomplete", false),
+    InvalidFileName => (400, "invalid_file_name", "Invalid file name", false),
+    EmptyFile => (400, "empty_file", "Empty file", false),
+    ChunkOutOfBounds => (400, "chunk_out_of_bounds", "Chunk out of bounds", false),
+    ChunkMisaligned => (400, "chunk_misaligned", "Chunk misaligned", false),
+    ChunkOverlap => (400, "chunk_overlap", "Chunk overlap", false),
+    ChunkSizeMismatch => (400, "chunk_size_mismatch", "Chunk size mismatch", false),
+    UrlNotAllowed => (400, "url_not_allowed", "URL not allowed", false),
     UnsupportedMediaType => (415, "unsupported_media_type", "Unsupported media type", false),
     // 401 / 403
     AuthenticationRequired => (401, "authentication_required", "Authentication required", false),
@@ -58,6 +65,8 @@ error_codes! {
     ConnectionNotFound => (404, "connection_not_found", "Not found", true),
     TransferNotFound => (404, "transfer_not_found", "Not found", false),
     QueryNotFound => (404, "query_not_found", "Not found", false),
+    FileNotFound => (404, "file_not_found", "Not found", true),
+    RunNotFound => (404, "run_not_found", "Not found", false),
     DatabaseNotFound => (404, "database_not_found", "Database not found", true),
     // 405
     MethodNotAllowed => (405, "method_not_allowed", "Method not allowed", false),
@@ -70,12 +79,21 @@ error_codes! {
     TransferActive => (409, "transfer_active", "Conflict", false),
     QueryFinished => (409, "query_finished", "Conflict", false),
     QueryActive => (409, "query_active", "Conflict", false),
+    FileNotReady => (409, "file_not_ready", "Conflict", true),
+    FileInUse => (409, "file_in_use", "Conflict", false),
+    RunFinished => (409, "run_finished", "Conflict", false),
+    RunActive => (409, "run_active", "Conflict", false),
+    ChunkInProgress => (409, "chunk_in_progress", "Conflict", false),
     ResultNotAvailable => (409, "result_not_available", "Conflict", false),
     // A job's rows do not fit its target.
     SchemaMismatch => (409, "schema_mismatch", "Schema mismatch", true),
     Cancelled => (409, "cancelled", "Cancelled", true),
+    // 422: a file's bytes do not read as its format.
+    InvalidFileContent => (422, "invalid_file_content", "Invalid file content", true),
     // 413
     PayloadTooLarge => (413, "payload_too_large", "Payload too large", false),
+    // 416
+    RangeNotSatisfiable => (416, "range_not_satisfiable", "Range not satisfiable", false),
     // 5xx: a user's database failed, refused or went silent.
     ConnectionFailed => (502, "connection_failed", "Connection failed", true),
     AuthFailed => (502, "auth_failed", "Authentication failed", true),
@@ -85,6 +103,7 @@ error_codes! {
     SourceQueryFailed => (502, "source_query_failed", "Source query failed", true),
     TargetRejected => (502, "target_rejected", "Target rejected", true),
     ValueOutOfRange => (502, "value_out_of_range", "Value out of range", true),
+    UrlFetchFailed => (502, "url_fetch_failed", "URL fetch failed", false),
     CommitOutcomeUnknown => (502, "commit_outcome_unknown", "Commit outcome unknown", true),
     Timeout => (504, "timeout", "Timeout", true),
     IoTimeout => (504, "io_timeout", "I/O timeout", true),

@@ -12,5 +12,6 @@ pub mod provision;
 pub mod secrets;
 pub mod settings;
 pub mod startup;
+pub mod storage;
 pub mod store;
 pub mod telemetry;

@@ -25,6 +25,7 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub queries: QuerySettings,
     pub api: ApiSettings,
+    pub files: FileSettings,
     /// `[[users]]` declared in the configuration.
     #[serde(default, rename = "users")]
     pub declared_users: Vec<DeclaredUser>,
@@ -118,6 +119,18 @@ pub struct ApiSettings {
     pub public_docs: bool,
     /// Serve `/metrics` without credentials; when false it takes an admin's.
     pub metrics_public: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// Largest file, in bytes (uploads past it get 413 and leave nothing behind).
+    pub max_size: u64,
+    /// Hosts `POST /files {"url"}` may fetch from although they resolve to private, loopback
+    /// or link-local addresses.
+    pub allowed_url_hosts: Vec<String>,
+    /// Seconds a URL fetch may wait to connect, and for each further byte.
+    pub url_timeout_secs: u64,
 }
 
 /// A user declared with `[[users]]`; reconciled into the store at start.

@@ -16,6 +16,7 @@ use crate::jobs::messages::{GetLoad, Shutdown};
 use crate::jobs::{JobDeps, JobRegistry};
 use crate::secrets::MasterKey;
 use crate::settings::Settings;
+use crate::storage::{FileStorage, LocalDisk};
 use crate::store::Store;
 use crate::{provision, telemetry};
 
@@ -58,11 +59,17 @@ impl Application {
         provision::bootstrap_admin(&store, &settings).await?;
         provision::reconcile(&store, &key, &settings).await?;
 
-        let deps = JobDeps::new(store.clone(), key.clone(), settings.clone());
+        let files: Arc<dyn FileStorage> = Arc::new(
+            LocalDisk::open(&settings.data_dir.join("files"))
+                .context("cannot open the file storage ({data_dir}/files)")?,
+        );
+        let deps = JobDeps::new(store.clone(), key.clone(), settings.clone(), files.clone());
         let progress = deps.progress.clone();
         let events = deps.events.clone();
         let metrics = deps.metrics.clone();
         let jobs = JobRegistry::new(deps).start();
+        let spool = LocalDisk::scratch(&settings.data_dir.join("spool"))
+            .context("cannot open the upload spool ({data_dir}/spool)")?;
         let state = web::Data::new(AppState {
             store,
             key,
@@ -72,6 +79,8 @@ impl Application {
             progress,
             events,
             metrics,
+            files,
+            spool: Arc::new(spool),
         });
         let listener = TcpListener::bind(settings.address())
             .with_context(|| format!("cannot listen on {}", settings.address()))?;

@@ -7,6 +7,7 @@ mod m20261125_000002_transfers;
 mod m20261125_000003_queries;
 mod m20261126_000004_transfer_partitions;
 mod m20261202_000005_job_names_and_codes;
+mod m20261202_000006_files;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_queries::Migration),
             Box::new(m20261126_000004_transfer_partitions::Migration),
             Box::new(m20261202_000005_job_names_and_codes::Migration),
+            Box::new(m20261202_000006_files::Migration),
         ]
     }
 }

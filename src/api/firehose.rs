@@ -15,6 +15,7 @@ use super::error::{ApiError, ErrorBody};
 use super::events::{event_stream, frame, ticker, KEEP_ALIVE, KEEP_ALIVE_EVERY, PROGRESS_EVERY};
 use super::jobs::reload;
 use super::queries::Queries;
+use super::runs::Runs;
 use super::transfers::Transfers;
 use super::{resource, State};
 use crate::jobs::events::{Change, ProgressEvent, Subscription};
@@ -26,6 +27,7 @@ async fn job_json(state: &State, job: JobId) -> Result<Option<Value>, ApiError> 
     match job.kind() {
         JobKind::Transfer => reload::<Transfers>(state, job.id()).await,
         JobKind::Query => reload::<Queries>(state, job.id()).await,
+        JobKind::Run => reload::<Runs>(state, job.id()).await,
     }
 }
 

@@ -6,14 +6,17 @@ pub mod connections;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod firehose;
 pub mod health;
 pub mod jobs;
 pub mod openapi;
 pub mod pagination;
 pub mod queries;
+pub mod runs;
 pub mod tokens;
 pub mod transfers;
+mod uploads;
 pub mod users;
 
 use std::sync::Arc;
@@ -39,6 +42,10 @@ pub struct AppState {
     pub events: crate::jobs::JobEvents,
     /// This application's metrics (`GET /metrics`).
     pub metrics: Arc<crate::telemetry::Metrics>,
+    /// The bytes of files.
+    pub files: Arc<dyn crate::storage::FileStorage>,
+    /// Chunks of chunked uploads, held until their offset and size are known.
+    pub spool: Arc<crate::storage::LocalDisk>,
 }
 
 pub type State = web::Data<AppState>;
@@ -56,6 +63,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(connections::configure)
                 .configure(transfers::configure)
                 .configure(queries::configure)
+                .configure(files::configure)
+                .configure(runs::configure)
                 .configure(firehose::configure)
                 .configure(openapi::configure_document),
         );

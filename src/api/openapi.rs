@@ -6,7 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{connections, error, firehose, health, queries, tokens, transfers, users};
+use super::{connections, error, files, firehose, health, queries, runs, tokens, transfers, users};
 use crate::engine;
 
 #[derive(OpenApi)]
@@ -27,6 +27,10 @@ use crate::engine;
         transfers::cancel_transfer, transfers::delete_transfer, transfers::transfer_events,
         queries::create_query, queries::list_queries, queries::get_query, queries::get_result,
         queries::cancel_query, queries::delete_query, queries::query_events,
+        files::create_file, files::list_files, files::get_file, files::download_file,
+        files::upload_chunk, files::set_schema, files::delete_file,
+        runs::create_run, runs::list_runs, runs::get_run, runs::run_events, runs::cancel_run,
+        runs::delete_run, runs::pipeline_run,
         firehose::all_events, health::metrics,
     ),
     components(schemas(
@@ -38,6 +42,9 @@ use crate::engine;
         crate::domain::connections::NestedDatabase,
         transfers::TransferView, transfers::CreateTransfer,
         queries::QueryView, queries::CreateQuery, queries::ColumnView,
+        files::FileView, files::CreateFile, files::SetSchema,
+        crate::domain::files::FieldInput,
+        runs::RunView, runs::CreateRun, runs::PipelineRun,
         crate::jobs::events::ProgressEvent,
         engine::TestResult, engine::SchemaInfo, engine::TableInfo, engine::ColumnInfo,
     )),
@@ -49,6 +56,8 @@ use crate::engine;
         (name = "connections", description = "Databases to read from and write to"),
         (name = "queries", description = "SQL run on a connection as a job, its result kept"),
         (name = "transfers", description = "Query results moved into a table of another connection, as jobs"),
+        (name = "files", description = "Files uploaded (whole or in chunks) and downloaded; a user's own, admins all"),
+        (name = "runs", description = "Steps of work on a file (schema detection), as jobs; Sqlify's pipeline routes queue them"),
         (name = "events", description = "Live events of every job (Server-Sent Events, admins)"),
         (name = "service", description = "Health, readiness and metrics (no credentials unless configured)"),
     )
@@ -110,6 +119,13 @@ pub const ALIASES: &[(&str, &str, &str, &str)] = &[
     ),
     ("put", "/api/v1/users/{id}", "patch", "/api/v1/users/{id}"),
     ("put", "/api/v1/users/me", "patch", "/api/v1/users/me"),
+    ("post", "/api/v1/files/{id}", "patch", "/api/v1/files/{id}"),
+    (
+        "post",
+        "/api/v1/runs/{id}/cancel",
+        "patch",
+        "/api/v1/cancel-run/{id}",
+    ),
 ];
 
 /// Each alias as an operation of its own: a copy of the route it stands for, marked

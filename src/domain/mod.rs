@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod connections;
+pub mod files;
 
 use crate::codes::ErrorCode;
 

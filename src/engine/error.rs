@@ -113,6 +113,9 @@ pub enum EngineError {
     /// job must not be retried (it could write its rows twice) nor called failed.
     #[error("{0}")]
     CommitUnknown(String),
+    /// A file does not read as its format (where, and why).
+    #[error("{0}")]
+    File(String),
     #[error("cancelled")]
     Cancelled,
     #[error("internal error: {0}")]
@@ -136,6 +139,7 @@ impl EngineError {
             } => ErrorCode::StatementNotAllowed,
             Self::CommitUnknown(_) => ErrorCode::CommitOutcomeUnknown,
             Self::Stalled { .. } => ErrorCode::IoTimeout,
+            Self::File(_) => ErrorCode::InvalidFileContent,
             Self::Cancelled => ErrorCode::Cancelled,
             Self::Internal(_) => ErrorCode::InternalError,
         }

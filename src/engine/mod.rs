@@ -4,7 +4,12 @@
 pub mod arrays;
 pub mod batch;
 pub mod connector;
+pub mod csv;
+pub mod detect;
+pub mod encoding;
 pub mod error;
+pub mod infer;
+pub mod json;
 pub mod mysql;
 pub mod partition;
 pub mod pipeline;

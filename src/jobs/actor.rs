@@ -67,9 +67,6 @@ impl JobActor {
 
     fn conclude(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
         let (status, error, done) = match outcome {
-            done @ (Outcome::Transferred(_) | Outcome::Queried(_)) => {
-                (JobStatus::Complete, None, Some(done))
-            }
             Outcome::Failed(EngineError::Cancelled) => (JobStatus::Cancelled, None, None),
             Outcome::Failed(e) if e.is_transient() && self.retries_left > 0 => {
                 self.retries_left -= 1;
@@ -79,16 +76,15 @@ impl JobActor {
                 return;
             }
             Outcome::Failed(e) => (JobStatus::Error, Some((e.code(), e.to_string())), None),
-            Outcome::Unrunnable(why) => (
-                JobStatus::Error,
-                Some((ErrorCode::ConnectionNotFound, why)),
-                None,
-            ),
+            Outcome::Unrunnable(code, why) => (JobStatus::Error, Some((code, why)), None),
             Outcome::Panicked(why) => (
                 JobStatus::Error,
                 Some((ErrorCode::InternalError, format!("internal error: {why}"))),
                 None,
             ),
+            done @ (Outcome::Transferred(_) | Outcome::Queried(_) | Outcome::Ran(_)) => {
+                (JobStatus::Complete, None, Some(done))
+            }
         };
         self.finished = true;
         let job = self.job;
@@ -107,11 +103,7 @@ impl JobActor {
         }
         let end = JobEnd {
             status,
-            rows: match &done {
-                Some(Outcome::Transferred(rows)) => *rows,
-                Some(Outcome::Queried(output)) => output.rows.len() as u64,
-                _ => 0,
-            },
+            rows: done.as_ref().and_then(Outcome::completed_rows).unwrap_or(0),
             bytes_read: self.progress.bytes_read(),
             duration: Some(self.progress.started.elapsed()),
         };

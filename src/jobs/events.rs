@@ -92,7 +92,7 @@ impl JobEvents {
     }
 
     /// Set the gauges of jobs running and queued, by kind.
-    pub fn load(&self, running: [usize; 2], queued: [usize; 2]) {
+    pub fn load(&self, running: [usize; JobKind::ALL.len()], queued: [usize; JobKind::ALL.len()]) {
         self.metrics.record(|| {
             for (i, kind) in JobKind::ALL.into_iter().enumerate() {
                 let kind = kind.as_str();

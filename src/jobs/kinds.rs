@@ -2,7 +2,7 @@
 //! `outcome::JobRunner`) and one line here.
 
 use super::outcome::JobRunner;
-use super::{query, transfer};
+use super::{query, run, transfer};
 use crate::store::jobs::JobKind;
 
 /// The runner of a kind of job.
@@ -10,5 +10,6 @@ pub fn runner(kind: JobKind) -> &'static dyn JobRunner {
     match kind {
         JobKind::Transfer => &transfer::TransferJob,
         JobKind::Query => &query::QueryJob,
+        JobKind::Run => &run::RunJob,
     }
 }

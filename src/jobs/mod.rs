@@ -10,6 +10,7 @@ pub mod outcome;
 pub mod progress;
 pub mod query;
 pub mod registry;
+pub mod run;
 pub mod transfer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,18 +36,26 @@ pub struct JobDeps {
     /// Status changes, to live-event streams and metrics.
     pub events: JobEvents,
     pub metrics: Arc<Metrics>,
+    /// The bytes of files (runs read and write them).
+    pub files: Arc<dyn crate::storage::FileStorage>,
     /// Set while the service shuts down: cancelled jobs then keep their `running` status and
     /// are resumed at the next start instead of being marked `cancelled`.
     pub shutting_down: Arc<AtomicBool>,
 }
 
 impl JobDeps {
-    pub fn new(store: Store, key: MasterKey, settings: Arc<Settings>) -> Self {
+    pub fn new(
+        store: Store,
+        key: MasterKey,
+        settings: Arc<Settings>,
+        files: Arc<dyn crate::storage::FileStorage>,
+    ) -> Self {
         let metrics = Metrics::new();
         Self {
             store,
             key,
             settings,
+            files,
             progress: progress::new_map(),
             events: JobEvents::new(metrics.clone()),
             metrics,

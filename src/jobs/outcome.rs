@@ -22,9 +22,33 @@ pub enum Outcome {
     Transferred(u64),
     Queried(QueryOutput),
     Failed(EngineError),
-    /// The job's row or connections are gone or unreadable.
-    Unrunnable(String),
+    /// What the job needs (its row, connections, file) is gone or unusable: the code says
+    /// which.
+    Unrunnable(ErrorCode, String),
+    /// A run's step done: what it found or made.
+    Ran(RunOutput),
     Panicked(String),
+}
+
+/// What a run's step produced.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Records read (sampled, for schema detection).
+    pub rows: u64,
+    pub result: Option<serde_json::Value>,
+    pub output_file_id: Option<i32>,
+}
+
+impl Outcome {
+    /// The rows of an outcome that completed its job (`None`: it did not complete).
+    pub fn completed_rows(&self) -> Option<u64> {
+        match self {
+            Self::Transferred(rows) => Some(*rows),
+            Self::Queried(output) => Some(output.rows.len() as u64),
+            Self::Ran(output) => Some(output.rows),
+            Self::Failed(_) | Self::Unrunnable(..) | Self::Panicked(_) => None,
+        }
+    }
 }
 
 /// The final word on a job, as the store keeps it.
@@ -100,11 +124,10 @@ pub async fn begin<T>(
     let row = match row {
         Ok(Some(row)) => row,
         Ok(None) => {
-            return Err(Outcome::Unrunnable(format!(
-                "{} {} no longer exists",
-                job.kind().as_str(),
-                job.id()
-            )))
+            return Err(Outcome::Unrunnable(
+                ErrorCode::ConnectionNotFound,
+                format!("{} {} no longer exists", job.kind().as_str(), job.id()),
+            ))
         }
         Err(e) => return Err(store_failed(e)),
     };

@@ -9,6 +9,7 @@ use super::outcome::{
     begin, job_runner, load_connection, on_engine, store_failed, Conclusion, Outcome,
 };
 use super::{JobDeps, JobId};
+use crate::codes::ErrorCode;
 use crate::engine::batch::Progress;
 use crate::engine::query::{run_query, QueryLimits};
 use crate::store::queries::QueryEnd;
@@ -32,7 +33,7 @@ async fn attempt(
     };
     let mut spec = match load_connection(&deps, query.connection_id, "the").await {
         Ok(s) => s,
-        Err(why) => return Outcome::Unrunnable(why),
+        Err(why) => return Outcome::Unrunnable(ErrorCode::ConnectionNotFound, why),
     };
     // Until connections carry write grants, only admins' queries may change data. Read now,
     // not when queued: a user demoted meanwhile is held to it.

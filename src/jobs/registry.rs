@@ -47,15 +47,15 @@ impl JobRegistry {
         }
     }
 
-    /// Jobs running and queued, by kind (transfer, query), to the gauges.
+    /// Jobs running and queued, by kind, to the gauges.
     fn report_load(&self) {
-        let slot = |job: &JobId| match job.kind() {
-            JobKind::Transfer => 0,
-            JobKind::Query => 1,
-        };
-        let (mut running, mut queued) = ([0; 2], [0; 2]);
-        self.running.keys().for_each(|j| running[slot(j)] += 1);
-        self.queue.iter().for_each(|j| queued[slot(j)] += 1);
+        let (mut running, mut queued) = ([0; JobKind::ALL.len()], [0; JobKind::ALL.len()]);
+        self.running
+            .keys()
+            .for_each(|j| running[j.kind().index()] += 1);
+        self.queue
+            .iter()
+            .for_each(|j| queued[j.kind().index()] += 1);
         self.deps.events.load(running, queued);
     }
 
@@ -123,7 +123,9 @@ impl Actor for JobRegistry {
             running.cancel.cancel();
         }
         self.arbiter.stop();
-        self.deps.events.load([0; 2], [0; 2]);
+        self.deps
+            .events
+            .load([0; JobKind::ALL.len()], [0; JobKind::ALL.len()]);
     }
 }
 

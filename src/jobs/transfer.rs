@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outcome::{begin, job_runner, load_connection, on_engine, Conclusion, Outcome};
 use super::{JobDeps, JobId};
+use crate::codes::ErrorCode;
 use crate::engine::batch::{Progress, TargetTable};
 use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
@@ -31,11 +32,11 @@ async fn attempt(
         };
     let source = match load_connection(&deps, transfer.source_id, "source").await {
         Ok(s) => s,
-        Err(why) => return Outcome::Unrunnable(why),
+        Err(why) => return Outcome::Unrunnable(ErrorCode::ConnectionNotFound, why),
     };
     let target = match load_connection(&deps, transfer.target_id, "target").await {
         Ok(s) => s,
-        Err(why) => return Outcome::Unrunnable(why),
+        Err(why) => return Outcome::Unrunnable(ErrorCode::ConnectionNotFound, why),
     };
     let request = TransferRequest {
         source,

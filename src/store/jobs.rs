@@ -3,29 +3,39 @@
 //! columns (a transfer's counters, a query's result) stay in its module.
 
 use chrono::{DateTime, Utc};
-use entities::{query, transfer};
+use entities::{query, run, transfer};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+};
 
 pub use entities::job_status::JobStatus;
 
-use super::Store;
+use super::{order, JobFilter, ListParams, Store};
 
 /// The kinds of job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobKind {
+    // A new kind: a value here, in `ALL`, `as_str`, and `JobId` (below).
     Transfer,
     Query,
+    Run,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 2] = [JobKind::Transfer, JobKind::Query];
+    pub const ALL: [JobKind; 3] = [JobKind::Transfer, JobKind::Query, JobKind::Run];
 
-    /// `transfer`, `query`: the word in messages, metrics and live events.
+    /// Its place in `ALL` (for per-kind tallies).
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|k| *k == self).unwrap_or(0)
+    }
+
+    /// `transfer`, `query`, `run`: the word in messages, metrics and live events.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Transfer => "transfer",
             Self::Query => "query",
+            Self::Run => "run",
         }
     }
 }
@@ -35,6 +45,7 @@ impl JobKind {
 pub enum JobId {
     Transfer(i32),
     Query(i32),
+    Run(i32),
 }
 
 impl JobId {
@@ -42,6 +53,7 @@ impl JobId {
         match kind {
             JobKind::Transfer => Self::Transfer(id),
             JobKind::Query => Self::Query(id),
+            JobKind::Run => Self::Run(id),
         }
     }
 
@@ -49,14 +61,52 @@ impl JobId {
         match self {
             Self::Transfer(_) => JobKind::Transfer,
             Self::Query(_) => JobKind::Query,
+            Self::Run(_) => JobKind::Run,
         }
     }
 
     /// The id in its kind's table.
     pub fn id(self) -> i32 {
         match self {
-            Self::Transfer(id) | Self::Query(id) => id,
+            Self::Transfer(id) | Self::Query(id) | Self::Run(id) => id,
         }
+    }
+}
+
+/// The columns of a job table that every list reads.
+pub(crate) struct ListColumns<C> {
+    pub id: C,
+    pub created_at: C,
+    pub created_by: C,
+    pub status: C,
+}
+
+impl Store {
+    /// A page of one kind's jobs: `select` (narrowed already by what only that kind has, such
+    /// as its connections) for the filter's owner and statuses, counted and ordered.
+    pub(crate) async fn list_jobs<E, C>(
+        &self,
+        mut select: Select<E>,
+        filter: &JobFilter,
+        params: &ListParams,
+        columns: ListColumns<C>,
+    ) -> Result<(Vec<E::Model>, u64), DbErr>
+    where
+        E: EntityTrait,
+        E::Model: Send + Sync,
+        C: ColumnTrait,
+    {
+        if let Some(owner) = filter.owner {
+            select = select.filter(columns.created_by.eq(owner));
+        }
+        if !filter.statuses.is_empty() {
+            select = select.filter(columns.status.is_in(filter.statuses.clone()));
+        }
+        let total = select.clone().count(self.db()).await?;
+        let rows = order(select, params, columns.id, columns.created_at)
+            .all(self.db())
+            .await?;
+        Ok((rows, total))
     }
 }
 
@@ -71,6 +121,10 @@ macro_rules! on_job_table {
             }
             JobId::Query($id) => {
                 use query::{Column as $column, Entity as $entity};
+                $body
+            }
+            JobId::Run($id) => {
+                use run::{Column as $column, Entity as $entity};
                 $body
             }
         }
@@ -128,6 +182,7 @@ impl Store {
         match job {
             JobId::Transfer(id) => self.delete_transfer(id).await,
             JobId::Query(id) => self.delete_query(id).await,
+            JobId::Run(id) => self.delete_run(id).await,
         }
     }
 

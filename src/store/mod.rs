@@ -2,8 +2,10 @@
 //! `entities`.
 
 pub mod connections;
+pub mod files;
 pub mod jobs;
 pub mod queries;
+pub mod runs;
 pub mod tokens;
 pub mod transfers;
 pub mod users;

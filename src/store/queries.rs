@@ -4,12 +4,11 @@ use chrono::Utc;
 use entities::{query, query_result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 
-use super::jobs::JobStatus;
-use super::{order, JobFilter, ListParams, Store};
+use super::jobs::{JobStatus, ListColumns};
+use super::{JobFilter, ListParams, Store};
 use crate::codes::ErrorCode;
 
 pub type Query = query::Model;
@@ -64,20 +63,16 @@ impl Store {
         params: &ListParams,
     ) -> Result<(Vec<Query>, u64), DbErr> {
         let mut select = query::Entity::find();
-        if let Some(owner) = filter.owner {
-            select = select.filter(query::Column::CreatedBy.eq(owner));
-        }
-        if !filter.statuses.is_empty() {
-            select = select.filter(query::Column::Status.is_in(filter.statuses.clone()));
-        }
         if let Some(connection) = filter.connection {
             select = select.filter(query::Column::ConnectionId.eq(connection));
         }
-        let total = select.clone().count(self.db()).await?;
-        let rows = order(select, params, query::Column::Id, query::Column::CreatedAt)
-            .all(self.db())
-            .await?;
-        Ok((rows, total))
+        let columns = ListColumns {
+            id: query::Column::Id,
+            created_at: query::Column::CreatedAt,
+            created_by: query::Column::CreatedBy,
+            status: query::Column::Status,
+        };
+        self.list_jobs(select, filter, params, columns).await
     }
 
     pub async fn get_query(&self, id: i32) -> Result<Option<Query>, DbErr> {

@@ -3,12 +3,10 @@
 use chrono::Utc;
 use entities::transfer;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, Set};
 
-use super::jobs::JobStatus;
-use super::{order, JobFilter, ListParams, Store};
+use super::jobs::{JobStatus, ListColumns};
+use super::{JobFilter, ListParams, Store};
 use crate::codes::ErrorCode;
 
 pub type Transfer = transfer::Model;
@@ -63,12 +61,6 @@ impl Store {
         params: &ListParams,
     ) -> Result<(Vec<Transfer>, u64), DbErr> {
         let mut select = transfer::Entity::find();
-        if let Some(owner) = filter.owner {
-            select = select.filter(transfer::Column::CreatedBy.eq(owner));
-        }
-        if !filter.statuses.is_empty() {
-            select = select.filter(transfer::Column::Status.is_in(filter.statuses.clone()));
-        }
         if let Some(connection) = filter.connection {
             select = select.filter(
                 Condition::any()
@@ -76,16 +68,13 @@ impl Store {
                     .add(transfer::Column::TargetId.eq(connection)),
             );
         }
-        let total = select.clone().count(self.db()).await?;
-        let rows = order(
-            select,
-            params,
-            transfer::Column::Id,
-            transfer::Column::CreatedAt,
-        )
-        .all(self.db())
-        .await?;
-        Ok((rows, total))
+        let columns = ListColumns {
+            id: transfer::Column::Id,
+            created_at: transfer::Column::CreatedAt,
+            created_by: transfer::Column::CreatedBy,
+            status: transfer::Column::Status,
+        };
+        self.list_jobs(select, filter, params, columns).await
     }
 
     pub async fn get_transfer(&self, id: i32) -> Result<Option<Transfer>, DbErr> {

@@ -79,9 +79,18 @@ async fn the_store_keeps_only_a_hash_of_the_token(backend: Backend) {
     let token = app.create_token(ADMIN, ADMIN_PASSWORD).await;
     match backend {
         Backend::Sqlite => {
-            for entry in std::fs::read_dir(&app.data_dir).unwrap() {
-                let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-                assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
+            // Every file under the data dir (its subdirectories too: file storage, spool).
+            let mut dirs = vec![app.data_dir.clone()];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        dirs.push(path);
+                        continue;
+                    }
+                    let bytes = std::fs::read(&path).unwrap();
+                    assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
+                }
             }
         }
         Backend::Postgres => {

@@ -1,0 +1,271 @@
+//! `/runs`: steps of work on a file (`detect-schema` so far), each a job like transfers and
+//! queries (status, live events, cancel, delete), and Sqlify's pipeline routes that queue them
+//! (`POST /pipelines/sqlify/{step}/run`).
+
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::jobs::{self, JobResource, StatusQuery};
+use super::pagination::PageQuery;
+use super::{resource, uploads, Body, State};
+use crate::jobs::messages::{JobId, Submit};
+use crate::jobs::run::STEPS;
+use crate::store::files::READY;
+use crate::store::jobs::{JobKind, JobStatus};
+use crate::store::runs::{NewRun, Run};
+use crate::store::{JobFilter, ListParams};
+
+/// A run as the API shows it; Sqlify's names (`finished`, `output_file_id`, `error_code`,
+/// `error_message`, `error_details`) are answered beside Sluice's.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunView {
+    pub id: i32,
+    /// `detect-schema`.
+    pub step: String,
+    pub file_id: i32,
+    /// The file's name when the run was created.
+    pub file_name: String,
+    /// The file the run produced, if any.
+    pub output_file_id: Option<i32>,
+    /// `queued`, `running`, `complete`, `error` or `cancelled` (Sqlify says `completed` and
+    /// `failed` for the last but one two).
+    #[schema(value_type = String, example = "complete")]
+    pub status: JobStatus,
+    pub error: Option<String>,
+    /// Why it failed: `invalid_file_content` (with line and column in `error`),
+    /// `file_not_found`, `file_not_ready`, `internal_error`, …
+    pub error_code: Option<String>,
+    /// What the step found: for `detect-schema`, the schema (as on the file).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    pub attempts: i32,
+    pub created_by: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    /// Sqlify: whether the run has ended.
+    pub finished: bool,
+    /// Sqlify: `outputFileId`.
+    #[serde(rename = "output_file_id")]
+    pub output_file_id_sqlify: Option<i32>,
+    /// Sqlify: `errorCode`.
+    #[serde(rename = "error_code")]
+    pub error_code_sqlify: Option<String>,
+    /// Sqlify: `error`.
+    #[serde(rename = "error_message")]
+    pub error_message: Option<String>,
+    /// Sqlify: details of the error (the step and the file).
+    #[serde(rename = "error_details")]
+    #[schema(value_type = Option<Object>)]
+    pub error_details: Option<serde_json::Value>,
+}
+
+fn view(run: Run) -> RunView {
+    let error_details = run
+        .error
+        .as_ref()
+        .map(|_| serde_json::json!({ "step": run.step, "fileId": run.file_id }));
+    RunView {
+        id: run.id,
+        finished: run.status.is_final(),
+        output_file_id_sqlify: run.output_file_id,
+        error_code_sqlify: run.error_code.clone(),
+        error_message: run.error.clone(),
+        error_details,
+        step: run.step,
+        file_id: run.file_id,
+        file_name: run.file_name,
+        output_file_id: run.output_file_id,
+        status: run.status,
+        error: run.error,
+        error_code: run.error_code,
+        result: run.result,
+        attempts: run.attempts,
+        created_by: run.created_by,
+        created_at: run.created_at,
+        started_at: run.started_at,
+        stopped_at: run.stopped_at,
+        duration_ms: match (run.started_at, run.stopped_at) {
+            (Some(a), Some(b)) => Some((b - a).num_milliseconds()),
+            _ => None,
+        },
+    }
+}
+
+/// A run to queue; any other field is refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRun {
+    /// `detect-schema`.
+    #[schema(example = "detect-schema")]
+    pub step: String,
+    /// The file to work on (alias `file_id`).
+    #[serde(alias = "file_id")]
+    #[schema(example = 1)]
+    pub file_id: i32,
+}
+
+/// Queue `step` on a file the caller may see, which must be ready.
+async fn queue(
+    state: &State,
+    caller: &Caller,
+    step: &str,
+    file_id: i32,
+) -> Result<HttpResponse, ApiError> {
+    if !STEPS.contains(&step) {
+        return Err(ApiError::validation(
+            "step",
+            format!("{step:?} is not a step; steps are {}", STEPS.join(", ")),
+        ));
+    }
+    let file = super::files::visible(state, caller, file_id)
+        .await
+        .map_err(|e| ApiError {
+            field: Some("fileId".into()),
+            ..e
+        })?;
+    if file.status != READY {
+        return Err(ApiError::new(
+            ErrorCode::FileNotReady,
+            format!(
+                "file {} is {}: a run starts once it is ready",
+                file.id, file.status
+            ),
+        ));
+    }
+    let run = state
+        .store
+        .create_run(NewRun {
+            step: step.to_string(),
+            file_id: file.id,
+            file_name: file.name,
+            options: serde_json::json!({}),
+            created_by: caller.id,
+        })
+        .await?;
+    tracing::info!(run_id = run.id, file_id, step, "Run queued.");
+    state.jobs.do_send(Submit(JobId::Run(run.id)));
+    Ok(HttpResponse::Accepted()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/runs/{}", run.id),
+        ))
+        .json(view(run)))
+}
+
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs",
+    request_body = CreateRun,
+    responses((status = 202, description = "Queued", body = RunView, headers(("Location" = String))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_run(
+    state: State,
+    caller: Caller,
+    body: Body<CreateRun>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    queue(&state, &caller, &body.step, body.file_id).await
+}
+
+/// Sqlify's pipeline request: the file to work on, as JSON or form fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineRun {
+    /// The file (alias `fileId`).
+    #[serde(alias = "fileId")]
+    #[schema(example = 1)]
+    pub file_id: i32,
+}
+
+#[utoipa::path(post, path = "/api/v1/pipelines/sqlify/{step}/run", tag = "runs",
+    description = "Sqlify's way to queue a step on an uploaded file: `step` is `detect-schema`; the body is JSON or form fields with `file_id`. The answer is the run (202), as `POST /runs` gives it.",
+    params(("step" = String, Path, example = "detect-schema")),
+    request_body = PipelineRun,
+    responses((status = 202, description = "Queued", body = RunView, headers(("Location" = String))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn pipeline_run(
+    state: State,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> actix_web::Result<HttpResponse> {
+    let mut payload = payload.into_inner();
+    let form = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    let body: PipelineRun = if form {
+        let bytes = web::Bytes::from_request(&req, &mut payload).await?;
+        uploads::form(&bytes)?
+    } else {
+        Body::<PipelineRun>::from_request(&req, &mut payload)
+            .await?
+            .into_inner()
+    };
+    Ok(queue(&state, &caller, &path, body.file_id).await?)
+}
+
+/// Runs as a kind of job.
+pub struct Runs;
+
+impl JobResource for Runs {
+    type Row = Run;
+    type View = RunView;
+    const KIND: JobKind = JobKind::Run;
+    const NOT_FOUND: ErrorCode = ErrorCode::RunNotFound;
+    const FINISHED: ErrorCode = ErrorCode::RunFinished;
+    const ACTIVE: ErrorCode = ErrorCode::RunActive;
+
+    async fn load(state: &State, id: i32) -> Result<Option<Run>, sea_orm::DbErr> {
+        state.store.get_run(id).await
+    }
+
+    async fn list(
+        state: &State,
+        filter: &JobFilter,
+        params: &ListParams,
+    ) -> Result<(Vec<Run>, u64), sea_orm::DbErr> {
+        state.store.list_runs(filter, params).await
+    }
+
+    fn owner(row: &Run) -> i32 {
+        row.created_by
+    }
+
+    fn status(row: &Run) -> JobStatus {
+        row.status
+    }
+
+    fn view(_state: &State, row: Run) -> RunView {
+        view(row)
+    }
+}
+
+jobs::job_routes! {
+    resource: Runs,
+    view: RunView,
+    tag: "runs",
+    create: create_run,
+    list: list_runs("/api/v1/runs", "Newest first by default. Non-admins see their own runs. Filter: `status` (one or several)."),
+    get: get_run("/api/v1/runs/{id}", "One run as the list shows it."),
+    events: run_events("/api/v1/runs/{id}/events", "Server-Sent Events of one run, as for transfers: `status` first and on every change; the stream ends after a final status."),
+    cancel: cancel_run("/api/v1/cancel-run/{id}", "Cancel a run (also `POST /api/v1/runs/{id}/cancel`). A finished one: 409."),
+    delete: delete_run("/api/v1/runs/{id}", "Delete a finished run's record; 409 while it is queued or running."),
+    routes: {
+        collection: "/runs",
+        item: "/runs/{id}",
+        events: "/runs/{id}/events",
+        cancel: "/runs/{id}/cancel",
+        cancel_alias: "/cancel-run/{id}",
+        extra: [("/pipelines/sqlify/{step}/run", post, pipeline_run)],
+    },
+}

@@ -1,0 +1,53 @@
+//! Schema detection of a file from its first bytes, by format: the one its name says, or (for
+//! a name that says none) the one its bytes look like.
+
+use super::infer::{Detected, DEFAULT_NULL_WORDS};
+use super::{csv, json};
+
+/// Bytes read from the start of a file to detect its schema.
+pub const SAMPLE_BYTES: u64 = 1 << 20;
+
+/// Detect the schema of a file of format `format` (csv, json, jsonl; `None`: guess) from
+/// `sample`, its first bytes (`whole`: all of them).
+pub fn detect_schema(sample: &[u8], whole: bool, format: Option<&str>) -> Result<Detected, String> {
+    match format {
+        Some("csv") => csv::detect(sample, whole, DEFAULT_NULL_WORDS),
+        Some("json" | "jsonl") => json::detect(sample, whole),
+        Some(other) => Err(format!("schema detection does not read {other} files yet")),
+        None => {
+            let head = &sample[..sample.len().min(8192)];
+            if head.contains(&0)
+                && !head.starts_with(&[0xFF, 0xFE])
+                && !head.starts_with(&[0xFE, 0xFF])
+            {
+                return Err("the file is not text (it holds NUL bytes)".into());
+            }
+            let first = head.iter().find(|b| !b.is_ascii_whitespace());
+            match first {
+                Some(b'[' | b'{') => json::detect(sample, whole),
+                _ => csv::detect(sample, whole, DEFAULT_NULL_WORDS),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_without_a_format_is_read_as_what_it_looks_like() {
+        assert_eq!(
+            detect_schema(b"[{\"a\":1}]", true, None).unwrap().format,
+            "json"
+        );
+        assert_eq!(
+            detect_schema(b"a,b\n1,2\n", true, None).unwrap().format,
+            "csv"
+        );
+        assert!(detect_schema(b"\x00\x01\x02", true, None)
+            .unwrap_err()
+            .contains("not text"));
+        assert!(detect_schema(b"PAR1", true, Some("parquet")).is_err());
+    }
+}

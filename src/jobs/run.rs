@@ -1,0 +1,90 @@
+//! A run attempt: the step it names, on its file; and saving its end. Steps: `detect-schema`
+//! (the file's schema read from its first bytes and recorded on the file).
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::outcome::{begin, job_runner, store_failed, Conclusion, Outcome, RunOutput};
+use super::{JobDeps, JobId};
+use crate::codes::ErrorCode;
+use crate::engine::batch::Progress;
+use crate::engine::EngineError;
+use crate::store::files::READY;
+use crate::store::runs::RunEnd;
+
+/// The steps a run may take.
+pub const STEPS: &[&str] = &["detect-schema"];
+
+/// Runs as a kind of job.
+pub struct RunJob;
+
+job_runner!(RunJob);
+
+async fn attempt(
+    id: i32,
+    deps: JobDeps,
+    cancel: CancellationToken,
+    _progress: Arc<Progress>,
+) -> Outcome {
+    let row = deps.store.get_run(id).await;
+    let (run, _) = match begin(&deps, JobId::Run(id), row, |r| r.attempts, &cancel).await {
+        Ok(started) => started,
+        Err(outcome) => return outcome,
+    };
+    let file = match deps.store.get_file(run.file_id).await {
+        Ok(Some(file)) if file.status == READY => file,
+        Ok(Some(file)) => {
+            return Outcome::Unrunnable(
+                ErrorCode::FileNotReady,
+                format!("file {} is {}, not ready", file.id, file.status),
+            )
+        }
+        Ok(None) => {
+            return Outcome::Unrunnable(
+                ErrorCode::FileNotFound,
+                format!("file {} no longer exists", run.file_id),
+            )
+        }
+        Err(e) => return store_failed(e),
+    };
+    match run.step.as_str() {
+        "detect-schema" => detect(&deps, &file).await,
+        other => Outcome::Unrunnable(
+            ErrorCode::InternalError,
+            format!("{other:?} is not a step Sluice runs"),
+        ),
+    }
+}
+
+async fn detect(deps: &JobDeps, file: &crate::store::files::File) -> Outcome {
+    let detected = match crate::domain::files::detect(&deps.store, deps.files.as_ref(), file).await
+    {
+        Ok(detected) => detected,
+        Err(e) => return Outcome::Failed(EngineError::Internal(e.to_string())),
+    };
+    match (detected.schema, detected.schema_error) {
+        (Some(schema), _) => Outcome::Ran(RunOutput {
+            rows: schema["sampledRows"].as_u64().unwrap_or(0),
+            result: Some(schema),
+            output_file_id: None,
+        }),
+        (None, why) => Outcome::Failed(EngineError::File(
+            why.unwrap_or_else(|| "no schema was found".into()),
+        )),
+    }
+}
+
+async fn save(id: i32, deps: &JobDeps, end: Conclusion) -> Result<(), sea_orm::DbErr> {
+    let (result, output_file_id) = match end.done {
+        Some(Outcome::Ran(output)) => (output.result, output.output_file_id),
+        _ => (None, None),
+    };
+    let record = RunEnd {
+        status: end.status,
+        error: end.error,
+        result,
+        output_file_id,
+    };
+    deps.store.finish_run(id, record).await
+}
