@@ -336,9 +336,50 @@ async fn wrong_chunks_get_400_with_their_codes_and_change_nothing(backend: Backe
     assert_eq!(download(&app, id).await, bytes);
 }
 
+async fn chunks_sent_all_at_once_seal_the_file_exactly_once(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let bytes = content(4 * CHUNK + 99, 7);
+    let id = begin_chunked(&app, bytes.len(), "parallel.bin").await;
+    let offsets = [0, CHUNK, 2 * CHUNK, 3 * CHUNK, 4 * CHUNK];
+    // Every chunk twice, all at once: each is written once, and one answer completes the file.
+    let sends = offsets.iter().chain(offsets.iter()).map(|&offset| {
+        let end = (offset + CHUNK).min(bytes.len());
+        send_chunk(&app, id, offset, &bytes[offset..end])
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    let mut created = 0;
+    for answer in answers {
+        let status = answer.status();
+        let body: Value = answer.json().await.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::OK => {}
+            // The twin of a chunk still being written, or the file being sealed: retried below.
+            StatusCode::CONFLICT => assert!(
+                ["chunk_in_progress", "file_not_ready"].contains(&body["code"].as_str().unwrap()),
+                "{body}"
+            ),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(created, 1, "exactly one answer completes the file");
+    let file: Value = app
+        .admin(Method::GET, &format!("/api/v1/files/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(file["status"], "ready");
+    assert_eq!(file["sha256"], sha256(&bytes));
+    assert_eq!(download(&app, id).await, bytes);
+}
+
 on_both_backends!(
     chunks_in_any_order_with_a_repeat_make_one_ready_file,
     wrong_chunks_get_400_with_their_codes_and_change_nothing,
+    chunks_sent_all_at_once_seal_the_file_exactly_once,
 );
 
 #[actix_web::test]
