@@ -102,6 +102,30 @@ pub struct CreateFile {
     pub name: Option<String>,
 }
 
+/// A file the caller may see that is ready to be worked on (`field`: the request's name for
+/// its id).
+pub(super) async fn ready(
+    state: &State,
+    caller: &Caller,
+    id: i32,
+    field: &str,
+) -> Result<File, ApiError> {
+    let file = visible(state, caller, id).await.map_err(|e| ApiError {
+        field: Some(field.into()),
+        ..e
+    })?;
+    if file.status != READY {
+        return Err(ApiError::new(
+            ErrorCode::FileNotReady,
+            format!(
+                "file {} is {}: it is worked on once it is ready",
+                file.id, file.status
+            ),
+        ));
+    }
+    Ok(file)
+}
+
 /// The file, when the caller may see it (its owner or an admin); 404 otherwise.
 pub(super) async fn visible(state: &State, caller: &Caller, id: i32) -> Result<File, ApiError> {
     match state.store.get_file(id).await? {

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod connections;
+pub mod convert;
 pub mod dashboard;
 pub mod error;
 pub mod events;

@@ -6,7 +6,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{connections, error, files, firehose, health, queries, runs, tokens, transfers, users};
+use super::{
+    connections, convert, error, files, firehose, health, queries, runs, tokens, transfers, users,
+};
 use crate::engine;
 
 #[derive(OpenApi)]
@@ -44,7 +46,9 @@ use crate::engine;
         queries::QueryView, queries::CreateQuery, queries::ColumnView,
         files::FileView, files::CreateFile, files::SetSchema,
         crate::domain::files::FieldInput,
-        runs::RunView, runs::CreateRun, runs::PipelineRun,
+        runs::RunView, runs::CreateRun, runs::PipelineRun, convert::ConvertRequest,
+        crate::domain::convert::ConvertOptions, crate::domain::convert::OutputOptions,
+        crate::domain::convert::InputOptions,
         crate::jobs::events::ProgressEvent,
         engine::TestResult, engine::SchemaInfo, engine::TableInfo, engine::ColumnInfo,
     )),

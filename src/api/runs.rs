@@ -1,4 +1,4 @@
-//! `/runs`: steps of work on a file (`detect-schema` so far), each a job like transfers and
+//! `/runs`: steps of work on a file (`detect-schema`, `convert`), each a job like transfers and
 //! queries (status, live events, cancel, delete), and Sqlify's pipeline routes that queue them
 //! (`POST /pipelines/sqlify/{step}/run`).
 
@@ -11,10 +11,9 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::jobs::{self, JobResource, StatusQuery};
 use super::pagination::PageQuery;
-use super::{resource, uploads, Body, State};
+use super::{convert, resource, uploads, Body, State};
 use crate::jobs::messages::{JobId, Submit};
 use crate::jobs::run::STEPS;
-use crate::store::files::READY;
 use crate::store::jobs::{JobKind, JobStatus};
 use crate::store::runs::{NewRun, Run};
 use crate::store::{JobFilter, ListParams};
@@ -102,21 +101,26 @@ fn view(run: Run) -> RunView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRun {
-    /// `detect-schema`.
-    #[schema(example = "detect-schema")]
+    /// `detect-schema` or `convert`.
+    #[schema(example = "convert")]
     pub step: String,
     /// The file to work on (alias `file_id`).
     #[serde(alias = "file_id")]
     #[schema(example = 1)]
     pub file_id: i32,
+    /// For `convert`: `{to, from, schema, output, input}` as the pipeline's `options[…]`.
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<serde_json::Value>,
 }
 
-/// Queue `step` on a file the caller may see, which must be ready.
+/// Queue `step` on a file the caller may see, which must be ready; a convert's options are
+/// checked now, so that a wrong one is a 400 rather than a failed run.
 async fn queue(
     state: &State,
     caller: &Caller,
     step: &str,
     file_id: i32,
+    options: serde_json::Value,
 ) -> Result<HttpResponse, ApiError> {
     if !STEPS.contains(&step) {
         return Err(ApiError::validation(
@@ -124,20 +128,20 @@ async fn queue(
             format!("{step:?} is not a step; steps are {}", STEPS.join(", ")),
         ));
     }
-    let file = super::files::visible(state, caller, file_id)
-        .await
-        .map_err(|e| ApiError {
-            field: Some("fileId".into()),
-            ..e
-        })?;
-    if file.status != READY {
-        return Err(ApiError::new(
-            ErrorCode::FileNotReady,
-            format!(
-                "file {} is {}: a run starts once it is ready",
-                file.id, file.status
-            ),
-        ));
+    let file = super::files::ready(state, caller, file_id, "fileId").await?;
+    let has_options = options.as_object().is_some_and(|o| !o.is_empty());
+    match step {
+        "convert" => {
+            let parsed = convert::parse_options(&options)?;
+            crate::domain::convert::plan(&file, &parsed)?;
+        }
+        _ if has_options => {
+            return Err(ApiError::new(
+                ErrorCode::UnknownField,
+                format!("{step} takes no options"),
+            ))
+        }
+        _ => {}
     }
     let run = state
         .store
@@ -145,7 +149,7 @@ async fn queue(
             step: step.to_string(),
             file_id: file.id,
             file_name: file.name,
-            options: serde_json::json!({}),
+            options,
             created_by: caller.id,
         })
         .await?;
@@ -170,7 +174,8 @@ pub async fn create_run(
     body: Body<CreateRun>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    queue(&state, &caller, &body.step, body.file_id).await
+    let options = body.options.unwrap_or_else(|| serde_json::json!({}));
+    queue(&state, &caller, &body.step, body.file_id, options).await
 }
 
 /// Sqlify's pipeline request: the file to work on, as JSON or form fields.
@@ -184,7 +189,7 @@ pub struct PipelineRun {
 }
 
 #[utoipa::path(post, path = "/api/v1/pipelines/sqlify/{step}/run", tag = "runs",
-    description = "Sqlify's way to queue a step on an uploaded file: `step` is `detect-schema`; the body is JSON or form fields with `file_id`. The answer is the run (202), as `POST /runs` gives it.",
+    description = "Sqlify's way to queue a step on an uploaded file: `step` is `detect-schema`, `convert-to-csv` (JSON or form fields with `file_id`) or `convert` (multipart: `file` or `file_id`, `options[to]` = csv | json | jsonl, `options[from]`, `options[schema][i][name|path|type]`, `options[output][separator|quote|header]`, `options[input][separator|quote|header]`, `return_output`; or JSON `{file_id, options, return_output}`). The answer is the run (202), as `POST /runs` gives it, or with `return_output=true` the converted bytes (200).",
     params(("step" = String, Path, example = "detect-schema")),
     request_body = PipelineRun,
     responses((status = 202, description = "Queued", body = RunView, headers(("Location" = String))),
@@ -197,6 +202,14 @@ pub async fn pipeline_run(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
+    if path.as_str() == "convert" {
+        let conversion = convert::request(&state, &caller, &req, payload).await?;
+        if conversion.return_output {
+            return Ok(convert::answer_output(&state, conversion).await?);
+        }
+        let file = conversion.file.id;
+        return Ok(queue(&state, &caller, "convert", file, conversion.raw).await?);
+    }
     let mut payload = payload.into_inner();
     let form = req
         .headers()
@@ -211,7 +224,12 @@ pub async fn pipeline_run(
             .await?
             .into_inner()
     };
-    Ok(queue(&state, &caller, &path, body.file_id).await?)
+    // Sqlify's `convert-to-csv`: a convert to CSV with the file's own schema.
+    let (step, options) = match path.as_str() {
+        "convert-to-csv" => ("convert", serde_json::json!({ "to": "csv" })),
+        step => (step, serde_json::json!({})),
+    };
+    Ok(queue(&state, &caller, step, body.file_id, options).await?)
 }
 
 /// Runs as a kind of job.

@@ -15,8 +15,8 @@ use crate::store::files::{Claim, File, NewFile, READY, SEALING, UPLOADING};
 
 /// Room for a multipart body's boundaries and part headers beyond the file's own bytes.
 const MULTIPART_OVERHEAD: u64 = 1 << 20;
-/// Largest text part (`offset`, `size`).
-const MAX_TEXT_PART: usize = 64;
+/// Largest text part (`offset`, `size`, an option).
+const MAX_TEXT_PART: usize = 4096;
 /// Bytes of an over-long upload read (and dropped) after refusing it, so that the client
 /// reads the refusal rather than a reset connection.
 const DRAIN_AFTER_REFUSAL: u64 = 64 << 20;
@@ -95,7 +95,7 @@ async fn drain(mut field: Field) {
     }
 }
 
-async fn text_part(field: &mut Field, name: &str) -> Result<String, ApiError> {
+pub async fn text_part(field: &mut Field, name: &str) -> Result<String, ApiError> {
     let mut text = Vec::new();
     while let Some(bytes) = field.next().await {
         let bytes = bytes.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
@@ -107,7 +107,7 @@ async fn text_part(field: &mut Field, name: &str) -> Result<String, ApiError> {
     String::from_utf8(text).map_err(|_| ApiError::validation(name, format!("`{name}` is not text")))
 }
 
-async fn number_part(field: &mut Field, name: &str) -> Result<u64, ApiError> {
+pub async fn number_part(field: &mut Field, name: &str) -> Result<u64, ApiError> {
     let text = text_part(field, name).await?;
     text.trim().parse::<u64>().map_err(|_| {
         ApiError::validation(
@@ -117,7 +117,7 @@ async fn number_part(field: &mut Field, name: &str) -> Result<u64, ApiError> {
     })
 }
 
-fn unknown_part(name: &str, known: &str) -> ApiError {
+pub fn unknown_part(name: &str, known: &str) -> ApiError {
     ApiError {
         field: Some(name.to_string()),
         ..ApiError::new(
@@ -127,7 +127,7 @@ fn unknown_part(name: &str, known: &str) -> ApiError {
     }
 }
 
-async fn next_field(multipart: &mut Multipart) -> Result<Option<Field>, ApiError> {
+pub async fn next_field(multipart: &mut Multipart) -> Result<Option<Field>, ApiError> {
     match multipart.next().await {
         None => Ok(None),
         Some(Ok(field)) => Ok(Some(field)),
@@ -135,6 +135,32 @@ async fn next_field(multipart: &mut Multipart) -> Result<Option<Field>, ApiError
             ErrorCode::InvalidBody,
             format!("the multipart body cannot be read: {e}"),
         )),
+    }
+}
+
+/// A `file` part streamed into storage (at most `files.max_size`): its storage key, its name
+/// (from the part's file name) and what was stored. Its row is the caller's to make
+/// (`stored_file`), or its bytes to delete.
+pub async fn file_part(
+    state: &State,
+    field: Field,
+) -> Result<(String, String, crate::storage::Stored), ApiError> {
+    let given = field
+        .content_disposition()
+        .and_then(|d| d.get_filename())
+        .unwrap_or("upload")
+        .to_string();
+    let name = validate_name(&given)?;
+    let key = new_key();
+    let (body, feed) = pump(field);
+    let limit = state.settings.files.max_size;
+    let (put, field) = tokio::join!(state.files.put(&key, body, limit), feed);
+    match put {
+        Ok(put) => Ok((key, name, put)),
+        Err(e) => {
+            drain(field).await;
+            Err(storage_error(e))
+        }
     }
 }
 
@@ -159,22 +185,7 @@ pub async fn simple(
             if stored.is_some() {
                 return Err(ApiError::validation("file", "one `file` part per upload"));
             }
-            let given = field
-                .content_disposition()
-                .and_then(|d| d.get_filename())
-                .unwrap_or("upload")
-                .to_string();
-            let name = validate_name(&given)?;
-            let key = new_key();
-            let (body, feed) = pump(field);
-            let (put, field) = tokio::join!(state.files.put(&key, body, limit), feed);
-            match put {
-                Ok(put) => stored = Some((key, name, put)),
-                Err(e) => {
-                    drain(field).await;
-                    return Err(storage_error(e));
-                }
-            }
+            stored = Some(file_part(state, field).await?);
         }
         Ok(())
     }
@@ -232,7 +243,7 @@ pub async fn from_url(
 
 /// The row of a file whose bytes are stored, with its schema; the bytes are removed when the
 /// file cannot be kept.
-async fn stored_file(
+pub async fn stored_file(
     state: &State,
     caller: &Caller,
     key: String,

@@ -122,11 +122,11 @@ pub fn validate_chunk(declared: u64, offset: u64, size: u64) -> Result<(), Domai
 pub struct FieldInput {
     #[schema(example = "price")]
     pub name: String,
-    /// `string`, `integer`, `float`, `json` (Sqlify's words) or `bigint`, `decimal(p,s)`,
-    /// `boolean`, `date`, `timestamp`, `timestamptz`, `uuid`, `bytes`.
-    #[serde(rename = "type")]
+    /// `string` (the default), `integer`, `float`, `json` (Sqlify's words) or `bigint`,
+    /// `decimal(p,s)`, `boolean`, `date`, `timestamp`, `timestamptz`, `uuid`, `bytes`.
+    #[serde(rename = "type", default)]
     #[schema(example = "decimal(10,2)")]
-    pub field_type: String,
+    pub field_type: Option<String>,
     /// A CSV column index (from 0) or a JSONPath (`$[*].id`, `$.items[*].price`); default: the
     /// field's position (CSV) or `$.name` (JSON).
     #[schema(example = "$[*].price")]
@@ -164,13 +164,14 @@ pub fn validate_fields(
                 format!("the field {name:?} appears twice"),
             ));
         }
-        let field_type = FieldType::parse(&field.field_type).ok_or_else(|| {
+        let type_text = field.field_type.as_deref().unwrap_or("string");
+        let field_type = FieldType::parse(type_text).ok_or_else(|| {
             DomainError::validation(
                 &at("type"),
                 format!(
                     "{:?} is not a type: string, integer, float, json, bigint, decimal(p,s), \
                      boolean, date, timestamp, timestamptz, uuid or bytes",
-                    field.field_type
+                    type_text
                 ),
             )
         })?;
@@ -272,7 +273,7 @@ mod tests {
     fn field(name: &str, t: &str, path: Option<&str>) -> FieldInput {
         FieldInput {
             name: name.into(),
-            field_type: t.into(),
+            field_type: Some(t.into()),
             path: path.map(Into::into),
             nullable: None,
         }

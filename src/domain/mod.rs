@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod connections;
+pub mod convert;
 pub mod files;
 
 use crate::codes::ErrorCode;

@@ -5,7 +5,7 @@
 //! 38 digits and mixed zone/no-zone timestamps stay text).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::types::LogicalType;
 
@@ -367,7 +367,7 @@ impl Column {
 
 /// A detected field: its name, type and where its values are (a CSV column index, or a
 /// JSONPath).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectedField {
     pub name: String,
     #[serde(rename = "type")]

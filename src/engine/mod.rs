@@ -4,6 +4,7 @@
 pub mod arrays;
 pub mod batch;
 pub mod connector;
+pub mod convert;
 pub mod csv;
 pub mod detect;
 pub mod encoding;

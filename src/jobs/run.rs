@@ -1,5 +1,6 @@
 //! A run attempt: the step it names, on its file; and saving its end. Steps: `detect-schema`
-//! (the file's schema read from its first bytes and recorded on the file).
+//! (the file's schema read from its first bytes and recorded on the file) and `convert` (the
+//! file converted, streamed, into a new file).
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use crate::store::files::READY;
 use crate::store::runs::RunEnd;
 
 /// The steps a run may take.
-pub const STEPS: &[&str] = &["detect-schema"];
+pub const STEPS: &[&str] = &["detect-schema", "convert"];
 
 /// Runs as a kind of job.
 pub struct RunJob;
@@ -50,6 +51,7 @@ async fn attempt(
     };
     match run.step.as_str() {
         "detect-schema" => detect(&deps, &file).await,
+        "convert" => convert(&deps, &run, &file, cancel).await,
         other => Outcome::Unrunnable(
             ErrorCode::InternalError,
             format!("{other:?} is not a step Sluice runs"),
@@ -73,6 +75,61 @@ async fn detect(deps: &JobDeps, file: &crate::store::files::File) -> Outcome {
             why.unwrap_or_else(|| "no schema was found".into()),
         )),
     }
+}
+
+async fn convert(
+    deps: &JobDeps,
+    run: &crate::store::runs::Run,
+    file: &crate::store::files::File,
+    cancel: CancellationToken,
+) -> Outcome {
+    use crate::domain::convert::{plan, run as convert_file, ConvertOptions};
+    let options: ConvertOptions = match serde_json::from_value(run.options.clone()) {
+        Ok(options) => options,
+        Err(e) => return Outcome::Failed(EngineError::Internal(format!("the run's options: {e}"))),
+    };
+    // Checked when queued; the file's schema may have been edited since.
+    let plan = match plan(file, &options) {
+        Ok(plan) => plan,
+        Err(e) => return Outcome::Failed(EngineError::File(e.to_string())),
+    };
+    let (to, mime) = (plan.to, plan.mime);
+    let key = uuid::Uuid::new_v4().to_string();
+    let files = deps.files.as_ref();
+    let limit = deps.settings.files.max_size;
+    let (records, stored) =
+        match convert_file(files, &file.storage_key, plan, files, &key, limit, cancel).await {
+            Ok(done) => done,
+            Err(e) => return Outcome::Failed(e),
+        };
+    let stem = file
+        .name
+        .rsplit_once('.')
+        .map_or(file.name.as_str(), |(s, _)| s);
+    let new = crate::store::files::NewFile {
+        owner_id: run.created_by,
+        name: format!("{stem}.{to}"),
+        mime: mime.into(),
+        format: Some(to.into()),
+        size: stored.size as i64,
+        status: READY,
+        storage_key: key.clone(),
+        sha256: Some(stored.sha256),
+    };
+    let output = match deps.store.create_file(new).await {
+        Ok(output) => output,
+        Err(e) => {
+            let _ = files.delete(&key).await;
+            return store_failed(e);
+        }
+    };
+    // The output's own schema, as for an upload (a failure leaves it without one).
+    let _ = crate::domain::files::detect(&deps.store, files, &output).await;
+    Outcome::Ran(RunOutput {
+        rows: records,
+        result: Some(serde_json::json!({ "records": records, "to": to, "size": stored.size })),
+        output_file_id: Some(output.id),
+    })
 }
 
 async fn save(id: i32, deps: &JobDeps, end: Conclusion) -> Result<(), sea_orm::DbErr> {

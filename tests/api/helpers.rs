@@ -531,3 +531,45 @@ pub async fn pg_schema_and_connection(app: &TestApp, label: &str) -> (String, Va
         .await;
     (schema, connection)
 }
+
+impl TestApp {
+    /// Upload a file as the admin (multipart `file`); returns its id.
+    pub async fn upload_file(&self, name: &str, bytes: &'static [u8]) -> i64 {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        let response = self
+            .admin(Method::POST, "/api/v1/files")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let file: Value = response.json().await.unwrap();
+        file["id"].as_i64().unwrap()
+    }
+
+    /// Poll a run until it has ended (at most 30 s); returns it.
+    pub async fn wait_run(&self, id: i64) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let run: Value = self
+                .admin(Method::GET, &format!("/api/v1/runs/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if run["finished"] == true {
+                return run;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "run {id} did not end: {run}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}

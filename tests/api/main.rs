@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod config;
 mod connections;
+mod convert;
 mod engine_mysql;
 mod engine_postgres;
 mod engine_sqlite;

@@ -1,57 +1,19 @@
 //! `/runs` and Sqlify's pipeline routes: steps of work on a file, as jobs.
 
-use std::time::{Duration, Instant};
-
-use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, TestApp};
-
-async fn upload(app: &TestApp, name: &str, bytes: &'static [u8]) -> i64 {
-    let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
-    let response = app
-        .admin(Method::POST, "/api/v1/files")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let file: Value = response.json().await.unwrap();
-    file["id"].as_i64().unwrap()
-}
-
-async fn wait_run(app: &TestApp, id: i64) -> Value {
-    let started = Instant::now();
-    loop {
-        let run: Value = app
-            .admin(Method::GET, &format!("/api/v1/runs/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if run["finished"] == true {
-            return run;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "run {id} did not end: {run}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::helpers::{assert_error, spawn_app};
 
 #[actix_web::test]
 async fn a_detect_schema_run_queued_sqlify_style_ends_complete_with_the_schema() {
     let app = spawn_app().await;
-    let file = upload(
-        &app,
-        "people.csv",
-        b"id,name,born\n1,Ann,1990-01-02\n2,Bo,1985-12-31\n",
-    )
-    .await;
+    let file = app
+        .upload_file(
+            "people.csv",
+            b"id,name,born\n1,Ann,1990-01-02\n2,Bo,1985-12-31\n",
+        )
+        .await;
     let response = app
         .admin(Method::POST, "/api/v1/pipelines/sqlify/detect-schema/run")
         .form(&[("file_id", file.to_string())])
@@ -67,7 +29,7 @@ async fn a_detect_schema_run_queued_sqlify_style_ends_complete_with_the_schema()
     assert_eq!(run["fileId"], file);
     assert_eq!(run["fileName"], "people.csv");
 
-    let run = wait_run(&app, id).await;
+    let run = app.wait_run(id).await;
     assert_eq!(run["status"], "complete", "{run}");
     assert_eq!(run["errorCode"], Value::Null);
     assert_eq!(run["error_code"], Value::Null);
@@ -109,7 +71,7 @@ async fn a_detect_schema_run_queued_sqlify_style_ends_complete_with_the_schema()
 #[actix_web::test]
 async fn a_run_on_a_file_that_does_not_read_ends_error_with_line_and_code() {
     let app = spawn_app().await;
-    let file = upload(&app, "ragged.csv", b"a,b\n1,2\n3,4,5\n").await;
+    let file = app.upload_file("ragged.csv", b"a,b\n1,2\n3,4,5\n").await;
     let response = app
         .admin(Method::POST, "/api/v1/runs")
         .json(&json!({"step": "detect-schema", "file_id": file}))
@@ -118,7 +80,7 @@ async fn a_run_on_a_file_that_does_not_read_ends_error_with_line_and_code() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let run: Value = response.json().await.unwrap();
-    let run = wait_run(&app, run["id"].as_i64().unwrap()).await;
+    let run = app.wait_run(run["id"].as_i64().unwrap()).await;
     assert_eq!(run["status"], "error");
     assert_eq!(run["errorCode"], "invalid_file_content");
     assert_eq!(run["error_code"], "invalid_file_content");
@@ -134,7 +96,7 @@ async fn a_run_on_a_file_that_does_not_read_ends_error_with_line_and_code() {
 #[actix_web::test]
 async fn runs_refuse_unknown_steps_files_of_others_and_files_not_ready() {
     let app = spawn_app().await;
-    let file = upload(&app, "a.csv", b"x\n1\n").await;
+    let file = app.upload_file("a.csv", b"x\n1\n").await;
     app.create_user("eve", "eve-password", false).await;
 
     let post = |body: Value| app.admin(Method::POST, "/api/v1/runs").json(&body).send();

@@ -1,0 +1,704 @@
+//! Converting a file between formats a record at a time: CSV, a JSON array or JSON Lines in;
+//! CSV, a JSON array or JSON Lines out. Each value is checked against its field's type over the
+//! whole file: one that does not fit fails the conversion with its line (and field), and is
+//! never cut or guessed. Memory stays flat: one record is held at a time, and a record (a CSV
+//! line, a JSON Lines line, an element of a JSON array) larger than `MAX_RECORD_BYTES` fails.
+
+use std::borrow::Cow;
+use std::io::{BufRead, BufReader, Read, Write};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::error::EngineError;
+use super::infer::{FieldType, DEFAULT_NULL_WORDS};
+use super::json::path::Step;
+
+/// The largest record read.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// Where a field's values are in each record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldPath {
+    /// A CSV column, from 0.
+    Column(usize),
+    /// Steps into a JSON record (after the record itself: `$[*].a.b` is `[a, b]`).
+    Json(Vec<Step>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    pub field_type: FieldType,
+    pub path: FieldPath,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvInput {
+    pub delimiter: u8,
+    pub quote: u8,
+    /// `None`: quotes doubled inside quoted fields.
+    pub escape: Option<u8>,
+    pub header: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Csv(CsvInput),
+    Json,
+    JsonLines,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvOutput {
+    pub separator: u8,
+    pub quote: u8,
+    pub header: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Csv(CsvOutput),
+    Json,
+    JsonLines,
+}
+
+/// A value ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cell<'a> {
+    Null,
+    /// Text (quoted in CSV, a string in JSON).
+    Text(Cow<'a, str>),
+    /// A number or boolean literal (bare in CSV and JSON).
+    Literal(Cow<'a, str>),
+    /// JSON text (quoted in CSV, embedded in JSON).
+    Json(Cow<'a, str>),
+}
+
+fn file_error(at: &str, message: impl std::fmt::Display) -> EngineError {
+    EngineError::File(format!("{at}: {message}"))
+}
+
+/// A text value (a CSV cell) as a value of `t`; `Err` says why it does not fit.
+fn from_text(text: &str, t: FieldType) -> Result<Cell<'_>, String> {
+    let bad = || format!("{text:?} is not a {}", t.name());
+    let trimmed = text.trim();
+    Ok(match t {
+        FieldType::Text | FieldType::Bytes => Cell::Text(Cow::Borrowed(text)),
+        FieldType::Integer => {
+            let v: i32 = trimmed.parse().map_err(|_| bad())?;
+            Cell::Literal(Cow::Owned(v.to_string()))
+        }
+        FieldType::BigInt => {
+            let v: i64 = trimmed.parse().map_err(|_| bad())?;
+            Cell::Literal(Cow::Owned(v.to_string()))
+        }
+        FieldType::Decimal { precision, scale } => {
+            let digits = trimmed.strip_prefix(['-', '+']).unwrap_or(trimmed);
+            let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+            let numeric = !int.is_empty()
+                && int.bytes().all(|b| b.is_ascii_digit())
+                && frac.bytes().all(|b| b.is_ascii_digit());
+            let int_digits = int.trim_start_matches('0').len() as u32;
+            if !numeric || frac.len() as u32 > scale || int_digits > precision - scale {
+                return Err(bad());
+            }
+            Cell::Literal(Cow::Owned(trimmed.trim_start_matches('+').to_string()))
+        }
+        FieldType::Float => {
+            let v: f64 = trimmed.parse().map_err(|_| bad())?;
+            if !v.is_finite() {
+                return Err(bad());
+            }
+            Cell::Literal(Cow::Owned(v.to_string()))
+        }
+        FieldType::Boolean => match trimmed.to_ascii_lowercase().as_str() {
+            "true" => Cell::Literal(Cow::Borrowed("true")),
+            "false" => Cell::Literal(Cow::Borrowed("false")),
+            _ => return Err(bad()),
+        },
+        FieldType::Date => {
+            NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map_err(|_| bad())?;
+            Cell::Text(Cow::Borrowed(text))
+        }
+        FieldType::Timestamp => {
+            let ok = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                .iter()
+                .any(|f| NaiveDateTime::parse_from_str(trimmed, f).is_ok());
+            if !ok {
+                return Err(bad());
+            }
+            Cell::Text(Cow::Borrowed(text))
+        }
+        FieldType::TimestampTz => {
+            DateTime::parse_from_rfc3339(&trimmed.replacen(' ', "T", 1))
+                .or_else(|_| DateTime::parse_from_str(trimmed, "%Y-%m-%d %H:%M:%S%.f%#z"))
+                .map_err(|_| bad())?;
+            Cell::Text(Cow::Borrowed(text))
+        }
+        FieldType::Uuid => {
+            uuid::Uuid::parse_str(trimmed).map_err(|_| bad())?;
+            Cell::Text(Cow::Borrowed(text))
+        }
+        FieldType::Json => {
+            serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|_| bad())?;
+            Cell::Json(Cow::Borrowed(text))
+        }
+    })
+}
+
+/// A JSON value as a value of `t`.
+fn from_json(value: &Value, t: FieldType) -> Result<Cell<'_>, String> {
+    match (value, t) {
+        (Value::Null, _) => Ok(Cell::Null),
+        (Value::String(s), FieldType::Text | FieldType::Bytes) => Ok(Cell::Text(Cow::Borrowed(s))),
+        (other, FieldType::Text) => Ok(Cell::Text(Cow::Owned(match other {
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            v => v.to_string(),
+        }))),
+        (v, FieldType::Json) => Ok(Cell::Json(Cow::Owned(v.to_string()))),
+        (
+            Value::Number(n),
+            FieldType::Integer | FieldType::BigInt | FieldType::Float | FieldType::Decimal { .. },
+        ) => from_text(&n.to_string(), t).map(owned),
+        (Value::Bool(b), FieldType::Boolean) => Ok(Cell::Literal(Cow::Borrowed(if *b {
+            "true"
+        } else {
+            "false"
+        }))),
+        (Value::String(s), _) => from_text(s, t),
+        (v, t) => Err(format!("{v} is not a {}", t.name())),
+    }
+}
+
+/// A cell that no longer borrows.
+fn owned(cell: Cell<'_>) -> Cell<'static> {
+    match cell {
+        Cell::Null => Cell::Null,
+        Cell::Text(t) => Cell::Text(Cow::Owned(t.into_owned())),
+        Cell::Literal(t) => Cell::Literal(Cow::Owned(t.into_owned())),
+        Cell::Json(t) => Cell::Json(Cow::Owned(t.into_owned())),
+    }
+}
+
+/// The value at `steps` of a JSON record (`None`: absent).
+fn at<'a>(record: &'a Value, steps: &[Step]) -> Result<Option<&'a Value>, String> {
+    let mut here = record;
+    for step in steps {
+        here = match (step, here) {
+            (Step::Key(k), Value::Object(map)) => match map.get(k) {
+                Some(v) => v,
+                None => return Ok(None),
+            },
+            (Step::Index(i), Value::Array(items)) => match items.get(*i) {
+                Some(v) => v,
+                None => return Ok(None),
+            },
+            (Step::Each, _) => {
+                return Err("a path with [*] inside a record is not supported".into());
+            }
+            _ => return Ok(None),
+        };
+    }
+    Ok(Some(here))
+}
+
+/// Writes records in the output format.
+struct Writer<W: Write> {
+    out: W,
+    output: Output,
+    records: u64,
+}
+
+fn quoted(text: &str, quote: u8) -> String {
+    let q = quote as char;
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push(q);
+    for c in text.chars() {
+        if c == q {
+            s.push(q);
+        }
+        s.push(c);
+    }
+    s.push(q);
+    s
+}
+
+impl<W: Write> Writer<W> {
+    fn start(&mut self, fields: &[Field]) -> std::io::Result<()> {
+        match &self.output {
+            Output::Csv(csv) if csv.header => {
+                let names: Vec<String> =
+                    fields.iter().map(|f| quoted(&f.name, csv.quote)).collect();
+                let line = names.join(&(csv.separator as char).to_string());
+                writeln!(self.out, "{line}")
+            }
+            Output::Json => self.out.write_all(b"["),
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&mut self, fields: &[Field], cells: &[Cell<'_>]) -> std::io::Result<()> {
+        match &self.output {
+            Output::Csv(csv) => {
+                let parts: Vec<Cow<'_, str>> = cells
+                    .iter()
+                    .map(|c| match c {
+                        Cell::Null => Cow::Borrowed(""),
+                        Cell::Literal(l) => Cow::Borrowed(l.as_ref()),
+                        Cell::Text(t) | Cell::Json(t) => Cow::Owned(quoted(t, csv.quote)),
+                    })
+                    .collect();
+                writeln!(
+                    self.out,
+                    "{}",
+                    parts.join(&(csv.separator as char).to_string())
+                )?;
+            }
+            Output::Json | Output::JsonLines => {
+                if self.output == Output::Json {
+                    self.out
+                        .write_all(if self.records == 0 { b"\n" } else { b",\n" })?;
+                }
+                self.out.write_all(b"{")?;
+                for (i, (field, cell)) in fields.iter().zip(cells).enumerate() {
+                    if i > 0 {
+                        self.out.write_all(b",")?;
+                    }
+                    serde_json::to_writer(&mut self.out, &field.name)?;
+                    self.out.write_all(b":")?;
+                    match cell {
+                        Cell::Null => self.out.write_all(b"null")?,
+                        Cell::Literal(l) | Cell::Json(l) => self.out.write_all(l.as_bytes())?,
+                        Cell::Text(t) => serde_json::to_writer(&mut self.out, t.as_ref())?,
+                    }
+                }
+                self.out.write_all(b"}")?;
+                if self.output == Output::JsonLines {
+                    self.out.write_all(b"\n")?;
+                }
+            }
+        }
+        self.records += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<u64> {
+        if self.output == Output::Json {
+            self.out
+                .write_all(if self.records == 0 { b"]\n" } else { b"\n]\n" })?;
+        }
+        self.out.flush()?;
+        Ok(self.records)
+    }
+}
+
+fn io_error(e: std::io::Error) -> EngineError {
+    EngineError::Internal(format!("writing the output: {e}"))
+}
+
+/// Convert what `read` holds (in `input`'s format) to `output`, written to `write`; the records
+/// written. Checks `cancel` as it goes.
+pub fn convert<R: Read, W: Write>(
+    read: R,
+    input: &Input,
+    fields: &[Field],
+    output: Output,
+    write: W,
+    cancel: &CancellationToken,
+) -> Result<u64, EngineError> {
+    let mut writer = Writer {
+        out: std::io::BufWriter::with_capacity(256 << 10, write),
+        output,
+        records: 0,
+    };
+    writer.start(fields).map_err(io_error)?;
+    let mut emit = |place: &str, record: Record<'_>| -> Result<(), EngineError> {
+        if writer.records % 1024 == 0 && cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let mut cells = Vec::with_capacity(fields.len());
+        for field in fields {
+            let cell = match (&record, &field.path) {
+                (Record::Csv(row), FieldPath::Column(i)) => match row.get(*i) {
+                    None => {
+                        return Err(file_error(
+                            place,
+                            format!("there is no column {i} for {:?}", field.name),
+                        ))
+                    }
+                    Some(v) if DEFAULT_NULL_WORDS.contains(v) => Cell::Null,
+                    Some(v) => from_text(v, field.field_type).map_err(|why| {
+                        file_error(place, format!("field {:?}: {why}", field.name))
+                    })?,
+                },
+                (Record::Json(value), FieldPath::Json(steps)) => {
+                    match at(value, steps).map_err(|why| file_error(place, why))? {
+                        None => Cell::Null,
+                        Some(v) => from_json(v, field.field_type).map_err(|why| {
+                            file_error(place, format!("field {:?}: {why}", field.name))
+                        })?,
+                    }
+                }
+                _ => {
+                    return Err(EngineError::Internal(format!(
+                        "field {:?}: its path does not fit the input format",
+                        field.name
+                    )))
+                }
+            };
+            cells.push(cell);
+        }
+        writer.record(fields, &cells).map_err(io_error)
+    };
+    match input {
+        Input::Csv(csv) => read_csv(read, csv, &mut emit)?,
+        Input::JsonLines => read_json_lines(read, &mut emit)?,
+        Input::Json => read_json_array(read, &mut emit)?,
+    }
+    writer.finish().map_err(io_error)
+}
+
+/// One record as read.
+enum Record<'a> {
+    Csv(Vec<&'a str>),
+    Json(Value),
+}
+
+type Emit<'e> = dyn FnMut(&str, Record<'_>) -> Result<(), EngineError> + 'e;
+
+/// A reader that fails a line longer than `MAX_RECORD_BYTES` (a 2 GB line must not be held).
+struct LineLimit<R> {
+    inner: R,
+    line: usize,
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.line = 0;
+            } else {
+                self.line += 1;
+                if self.line > MAX_RECORD_BYTES {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("a line is longer than {MAX_RECORD_BYTES} bytes"),
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn read_csv<R: Read>(read: R, csv: &CsvInput, emit: &mut Emit<'_>) -> Result<(), EngineError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(csv.delimiter)
+        .quote(csv.quote)
+        .escape(csv.escape)
+        .double_quote(csv.escape.is_none())
+        .has_headers(csv.header)
+        .flexible(false)
+        .from_reader(LineLimit {
+            inner: read,
+            line: 0,
+        });
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {
+                let place = format!("CSV line {}", record.position().map_or(0, |p| p.line()));
+                emit(&place, Record::Csv(record.iter().collect()))?;
+            }
+            Err(e) => {
+                let place = match e.position() {
+                    Some(p) => format!("CSV line {}", p.line()),
+                    None => format!("CSV line {}", reader.position().line()),
+                };
+                let why = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => {
+                        format!("{len} fields where the others have {expected_len}")
+                    }
+                    csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".into(),
+                    _ => e.to_string(),
+                };
+                return Err(file_error(&place, why));
+            }
+        }
+    }
+}
+
+fn read_json_lines<R: Read>(read: R, emit: &mut Emit<'_>) -> Result<(), EngineError> {
+    let limited = LineLimit {
+        inner: read,
+        line: 0,
+    };
+    let values = serde_json::Deserializer::from_reader(limited).into_iter::<Value>();
+    for (n, value) in values.enumerate() {
+        match value {
+            Ok(value) => emit(&format!("JSON Lines record {}", n + 1), Record::Json(value))?,
+            Err(e) => {
+                return Err(file_error(
+                    &format!("JSON line {}, column {}", e.line(), e.column()),
+                    e.to_string().split(" at line ").next().unwrap_or_default(),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The elements of a JSON array, one at a time: each element's bytes are found by following
+/// strings and nesting, then parsed alone.
+fn read_json_array<R: Read>(read: R, emit: &mut Emit<'_>) -> Result<(), EngineError> {
+    let mut reader = BufReader::with_capacity(256 << 10, read);
+    let mut line = 1usize;
+    let mut element: Vec<u8> = Vec::new();
+    let (mut depth, mut in_string, mut escaped, mut started, mut ended) =
+        (0usize, false, false, false, false);
+    let mut count = 0u64;
+    let mut element_line = 1;
+    loop {
+        let buf = reader
+            .fill_buf()
+            .map_err(|e| file_error(&format!("JSON line {line}"), e))?;
+        if buf.is_empty() {
+            break;
+        }
+        let mut used = 0;
+        for &b in buf {
+            used += 1;
+            if b == b'\n' {
+                line += 1;
+            }
+            if ended {
+                if !b.is_ascii_whitespace() {
+                    return Err(file_error(
+                        &format!("JSON line {line}"),
+                        "data after the array's end",
+                    ));
+                }
+                continue;
+            }
+            if !started {
+                match b {
+                    b'[' => started = true,
+                    b if b.is_ascii_whitespace() => {}
+                    0xEF | 0xBB | 0xBF if line == 1 => {}
+                    _ => {
+                        return Err(file_error(
+                            &format!("JSON line {line}"),
+                            "a JSON array was expected",
+                        ))
+                    }
+                }
+                continue;
+            }
+            if in_string {
+                element.push(b);
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => {
+                    in_string = true;
+                    element.push(b);
+                }
+                b'[' | b'{' => {
+                    depth += 1;
+                    element.push(b);
+                }
+                b']' if depth == 0 => {
+                    flush_element(&mut element, element_line, &mut count, emit)?;
+                    ended = true;
+                }
+                b']' | b'}' => {
+                    depth = depth.saturating_sub(1);
+                    element.push(b);
+                }
+                b',' if depth == 0 => {
+                    flush_element(&mut element, element_line, &mut count, emit)?;
+                    element_line = line;
+                }
+                b if b.is_ascii_whitespace() && element.is_empty() => element_line = line,
+                _ => element.push(b),
+            }
+            if element.len() > MAX_RECORD_BYTES {
+                return Err(file_error(
+                    &format!("JSON line {element_line}"),
+                    format!("a record is larger than {MAX_RECORD_BYTES} bytes"),
+                ));
+            }
+        }
+        reader.consume(used);
+    }
+    if !ended {
+        return Err(file_error(
+            &format!("JSON line {line}"),
+            "the array is never closed",
+        ));
+    }
+    Ok(())
+}
+
+fn flush_element(
+    element: &mut Vec<u8>,
+    line: usize,
+    count: &mut u64,
+    emit: &mut Emit<'_>,
+) -> Result<(), EngineError> {
+    if element.iter().all(u8::is_ascii_whitespace) {
+        element.clear();
+        return Ok(());
+    }
+    let value: Value = serde_json::from_slice(element).map_err(|e| {
+        file_error(
+            &format!("JSON line {}", line + e.line() - 1),
+            e.to_string().split(" at line ").next().unwrap_or_default(),
+        )
+    })?;
+    element.clear();
+    *count += 1;
+    emit(&format!("JSON line {line}"), Record::Json(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str, t: FieldType, path: FieldPath) -> Field {
+        Field {
+            name: name.into(),
+            field_type: t,
+            path,
+        }
+    }
+
+    fn run(input: &[u8], from: Input, fields: &[Field], to: Output) -> Result<String, EngineError> {
+        let mut out = Vec::new();
+        convert(
+            input,
+            &from,
+            fields,
+            to,
+            &mut out,
+            &CancellationToken::new(),
+        )?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    fn csv_out(separator: u8) -> Output {
+        Output::Csv(CsvOutput {
+            separator,
+            quote: b'"',
+            header: true,
+        })
+    }
+
+    const EXAMPLE: &[u8] = br#"[{"id":1,"name":"Mark"}, {"id":2,"name":"Maria"}]"#;
+
+    #[test]
+    fn the_seed_examples_convert_json_to_csv_with_and_without_a_schema() {
+        let id = Step::Key("id".into());
+        let with_schema = [field(
+            "id",
+            FieldType::Text,
+            FieldPath::Json(vec![id.clone()]),
+        )];
+        assert_eq!(
+            run(EXAMPLE, Input::Json, &with_schema, csv_out(b',')).unwrap(),
+            "\"id\"\n\"1\"\n\"2\"\n"
+        );
+        let detected = [
+            field("id", FieldType::Integer, FieldPath::Json(vec![id])),
+            field(
+                "name",
+                FieldType::Text,
+                FieldPath::Json(vec![Step::Key("name".into())]),
+            ),
+        ];
+        assert_eq!(
+            run(EXAMPLE, Input::Json, &detected, csv_out(b';')).unwrap(),
+            "\"id\";\"name\"\n1;\"Mark\"\n2;\"Maria\"\n"
+        );
+    }
+
+    #[test]
+    fn csv_converts_to_json_and_json_lines_with_types_kept() {
+        let csv = b"id,price,note\n1,12.50,\"say \"\"hi\"\"\"\n2,,NULL\n";
+        let input = Input::Csv(CsvInput {
+            delimiter: b',',
+            quote: b'"',
+            escape: None,
+            header: true,
+        });
+        let fields = [
+            field("id", FieldType::Integer, FieldPath::Column(0)),
+            field(
+                "price",
+                FieldType::Decimal {
+                    precision: 4,
+                    scale: 2,
+                },
+                FieldPath::Column(1),
+            ),
+            field("note", FieldType::Text, FieldPath::Column(2)),
+        ];
+        assert_eq!(
+            run(csv, input.clone(), &fields, Output::JsonLines).unwrap(),
+            "{\"id\":1,\"price\":12.50,\"note\":\"say \\\"hi\\\"\"}\n{\"id\":2,\"price\":null,\"note\":null}\n"
+        );
+        assert_eq!(
+            run(csv, input, &fields, Output::Json).unwrap(),
+            "[\n{\"id\":1,\"price\":12.50,\"note\":\"say \\\"hi\\\"\"},\n{\"id\":2,\"price\":null,\"note\":null}\n]\n"
+        );
+    }
+
+    #[test]
+    fn a_late_value_that_does_not_fit_fails_with_its_line_and_field() {
+        let csv = b"n\n1\n2\n3.5\n";
+        let input = Input::Csv(CsvInput {
+            delimiter: b',',
+            quote: b'"',
+            escape: None,
+            header: true,
+        });
+        let fields = [field("n", FieldType::Integer, FieldPath::Column(0))];
+        let err = run(csv, input.clone(), &fields, Output::JsonLines)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 4") && err.contains("\"n\"") && err.contains("3.5"),
+            "{err}"
+        );
+        let err = run(b"n\n1\n2,3\n", input, &fields, Output::JsonLines)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("2 fields"), "{err}");
+        let err = run(
+            b"[{\"a\":1},\n{\"a\":}]",
+            Input::Json,
+            &fields[..0],
+            Output::Json,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        let err = run(b"[{\"a\":1}", Input::Json, &fields[..0], Output::Json)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("never closed"), "{err}");
+    }
+}

@@ -1,0 +1,195 @@
+//! Converting files: Sqlify's convert pipeline (its documented examples), convert runs that
+//! make a new file, and values that do not fit.
+
+use reqwest::multipart::{Form, Part};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app, TestApp};
+
+const EXAMPLE: &[u8] = br#"[{"id":1,"name":"Mark"}, {"id":2,"name":"Maria"}]"#;
+
+fn example_form() -> Form {
+    Form::new().part("file", Part::bytes(EXAMPLE).file_name("example.json"))
+}
+
+async fn convert(app: &TestApp, form: Form) -> reqwest::Response {
+    app.admin(Method::POST, "/api/v1/pipelines/sqlify/convert/run")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn bytes_of(app: &TestApp, file: &Value) -> String {
+    let response = app
+        .admin(Method::GET, &format!("/api/v1/files/{file}/data"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+#[actix_web::test]
+async fn the_seeds_convert_examples_give_exactly_the_documented_outputs() {
+    let app = spawn_app().await;
+    // With a JSONPath schema: the field has no type, so it is a string.
+    let form = example_form()
+        .text("options[to]", "csv")
+        .text("options[schema][0][name]", "id")
+        .text("options[schema][0][path]", "$[*].id")
+        .text("return_output", "true");
+    let response = convert(&app, form).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/csv");
+    assert_eq!(response.text().await.unwrap(), "\"id\"\n\"1\"\n\"2\"\n");
+
+    // Without a schema: the detected one (id an integer), `;` between fields.
+    let form = example_form()
+        .text("options[to]", "csv")
+        .text("options[output][separator]", ";")
+        .text("return_output", "true");
+    let response = convert(&app, form).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "\"id\";\"name\"\n1;\"Mark\"\n2;\"Maria\"\n"
+    );
+}
+
+#[actix_web::test]
+async fn a_convert_run_writes_a_new_file_and_sqlifys_convert_to_csv_too() {
+    let app = spawn_app().await;
+    let file = app
+        .upload_file("orders.csv", b"id,price,note\n1,12.50,\"a, b\"\n2,3,NULL\n")
+        .await;
+    let response = app
+        .admin(Method::POST, "/api/v1/runs")
+        .json(&json!({"step": "convert", "fileId": file, "options": {"to": "jsonl"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let run: Value = response.json().await.unwrap();
+    let run = app.wait_run(run["id"].as_i64().unwrap()).await;
+    assert_eq!(run["status"], "complete", "{run}");
+    assert_eq!(run["result"]["records"], 2);
+    let output = &run["outputFileId"];
+    assert_eq!(run["output_file_id"], *output);
+    assert_eq!(
+        bytes_of(&app, output).await,
+        "{\"id\":1,\"price\":12.50,\"note\":\"a, b\"}\n{\"id\":2,\"price\":3,\"note\":null}\n"
+    );
+    let made: Value = app
+        .admin(Method::GET, &format!("/api/v1/files/{output}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(made["name"], "orders.jsonl");
+    assert_eq!(made["format"], "jsonl");
+    assert_eq!(made["schema"]["fields"][0]["name"], "id");
+
+    // Sqlify's convert-to-csv, from the JSON Lines file just made: the same rows back.
+    let response = app
+        .admin(Method::POST, "/api/v1/pipelines/sqlify/convert-to-csv/run")
+        .form(&[("file_id", output.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let run: Value = response.json().await.unwrap();
+    let run = app.wait_run(run["id"].as_i64().unwrap()).await;
+    assert_eq!(run["status"], "complete", "{run}");
+    assert_eq!(
+        bytes_of(&app, &run["outputFileId"]).await,
+        "\"id\",\"price\",\"note\"\n1,12.5,\"a, b\"\n2,3,\n"
+    );
+}
+
+#[actix_web::test]
+async fn a_value_that_does_not_fit_fails_with_its_line_and_leaves_no_output() {
+    let app = spawn_app().await;
+    let file = app.upload_file("n.csv", b"n\n1\n2\n3.5\n").await;
+    let schema = json!([{"name": "n", "type": "integer", "path": "0"}]);
+    let response = app
+        .admin(Method::POST, "/api/v1/pipelines/sqlify/convert/run")
+        .json(&json!({"file_id": file, "options": {"to": "json", "schema": schema}, "return_output": true}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_file_content",
+    )
+    .await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("line 4") && detail.contains("3.5"),
+        "{detail}"
+    );
+
+    let response = app
+        .admin(Method::POST, "/api/v1/runs")
+        .json(&json!({"step": "convert", "fileId": file, "options": {"to": "json", "schema": schema}}))
+        .send()
+        .await
+        .unwrap();
+    let run: Value = response.json().await.unwrap();
+    let run = app.wait_run(run["id"].as_i64().unwrap()).await;
+    assert_eq!(run["status"], "error");
+    assert_eq!(run["errorCode"], "invalid_file_content");
+    assert!(run["error"].as_str().unwrap().contains("line 4"), "{run}");
+    assert_eq!(run["outputFileId"], Value::Null);
+    assert_eq!(
+        app.listed_ids("/api/v1/files").await,
+        [file],
+        "no output file"
+    );
+}
+
+#[actix_web::test]
+async fn convert_options_that_are_wrong_or_unknown_are_refused() {
+    let app = spawn_app().await;
+    let form = example_form()
+        .text("options[to]", "xml")
+        .text("return_output", "true");
+    let body = assert_error(
+        convert(&app, form).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["field"], "options[to]");
+    let form = example_form()
+        .text("options[to]", "csv")
+        .text("options[colour]", "red");
+    assert_error(
+        convert(&app, form).await,
+        StatusCode::BAD_REQUEST,
+        "unknown_field",
+    )
+    .await;
+    let form = Form::new().text("options[to]", "csv");
+    let body = assert_error(
+        convert(&app, form).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["field"], "file");
+    let form = example_form()
+        .text("options[to]", "csv")
+        .text("options[output][separator]", ";;");
+    let body = assert_error(
+        convert(&app, form).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["field"], "options[output][separator]");
+}
