@@ -49,6 +49,9 @@ pub struct FileView {
     /// Bytes received so far (chunked uploads not yet ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub received: Option<i64>,
+    /// The runs that used the file, oldest first (`GET /files/{id}`; not in lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs: Option<Vec<i32>>,
     /// Where the bytes are read (once ready).
     pub download_url: Option<String>,
     /// Where chunks go (while uploading).
@@ -74,6 +77,7 @@ impl From<File> for FileView {
             schema_error: f.schema_error,
             row_count: f.row_count,
             received: None,
+            runs: None,
             download_url: ready.then(|| data_url.clone()),
             upload_url: (f.status == UPLOADING).then_some(data_url),
             status: f.status,
@@ -267,7 +271,12 @@ pub async fn get_file(
     path: web::Path<String>,
 ) -> Result<web::Json<FileView>, ApiError> {
     let file = visible(&state, &caller, parse_id(&path)?).await?;
-    with_received(&state, file).await.map(web::Json)
+    let runs = state.store.runs_of_file(file.id).await?;
+    let view = with_received(&state, file).await?;
+    Ok(web::Json(FileView {
+        runs: Some(runs.into_iter().map(|r| r.id).collect()),
+        ..view
+    }))
 }
 
 /// The view of a file, with the bytes received so far while it is uploading.

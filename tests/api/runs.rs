@@ -53,6 +53,19 @@ async fn a_detect_schema_run_queued_sqlify_style_ends_complete_with_the_schema()
         .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], id);
+    let used: Value = app
+        .admin(Method::GET, &format!("/api/v1/files/{file}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        used["runs"],
+        json!([id]),
+        "the file lists the runs that used it"
+    );
 
     let response = app
         .admin(Method::DELETE, &format!("/api/v1/runs/{id}"))
