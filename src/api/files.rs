@@ -59,6 +59,15 @@ pub struct FileView {
     pub owner_id: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Sqlify: `fileId`.
+    #[serde(rename = "file_id")]
+    pub file_id_sqlify: i32,
+    /// Sqlify: `downloadUrl`.
+    #[serde(rename = "download_url")]
+    pub download_url_sqlify: Option<String>,
+    /// Sqlify: `uploadUrl`.
+    #[serde(rename = "upload_url")]
+    pub upload_url_sqlify: Option<String>,
 }
 
 impl From<File> for FileView {
@@ -78,6 +87,9 @@ impl From<File> for FileView {
             row_count: f.row_count,
             received: None,
             runs: None,
+            file_id_sqlify: f.id,
+            download_url_sqlify: ready.then(|| data_url.clone()),
+            upload_url_sqlify: (f.status == UPLOADING).then(|| data_url.clone()),
             download_url: ready.then(|| data_url.clone()),
             upload_url: (f.status == UPLOADING).then_some(data_url),
             status: f.status,

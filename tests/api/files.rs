@@ -106,6 +106,10 @@ async fn a_simple_upload_is_stored_and_downloads_byte_for_byte() {
     assert_eq!(file["sha256"], sha256(&bytes));
     assert_eq!(file["downloadUrl"], format!("/api/v1/files/{id}/data"));
     assert_eq!(file["uploadUrl"], Value::Null);
+    // Sqlify's names, side by side.
+    assert_eq!(file["file_id"], id);
+    assert_eq!(file["download_url"], file["downloadUrl"]);
+    assert_eq!(file["upload_url"], Value::Null);
 
     let response = app
         .admin(Method::GET, &format!("/api/v1/files/{id}/data"))
@@ -228,6 +232,7 @@ async fn chunks_in_any_order_with_a_repeat_make_one_ready_file(backend: Backend)
     assert_eq!(file["status"], "uploading");
     assert_eq!(file["received"], 1234);
     assert_eq!(file["uploadUrl"], format!("/api/v1/files/{id}/data"));
+    assert_eq!(file["upload_url"], file["uploadUrl"]);
     // Not listed, not downloadable while chunks are missing.
     assert!(app.listed_ids("/api/v1/files").await.is_empty());
     let response = app
