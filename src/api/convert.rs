@@ -16,7 +16,7 @@ use super::uploads::{
     self, new_key, next_field, number_part, stored_file, text_part, unknown_part,
 };
 use super::{Body, State};
-use crate::domain::convert::{failure, plan, run, ConvertOptions};
+use crate::domain::convert::{failure, output_name, plan, run, ConvertOptions};
 use crate::storage::FileStorage;
 use crate::store::files::File;
 
@@ -226,27 +226,13 @@ pub async fn answer_output(
         .map_err(uploads::storage_error)?;
     // The open file stays readable once unlinked.
     let _ = state.spool.delete(&key).await;
-    let stem: String = conversion
-        .file
-        .name
-        .rsplit_once('.')
-        .map_or(conversion.file.name.as_str(), |(stem, _)| stem)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
     tracing::info!(file_id = conversion.file.id, records, to, "File converted.");
     Ok(HttpResponse::Ok()
         .content_type(mime)
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{stem}.{to}\""),
-        ))
+        .insert_header(super::files::disposition(&output_name(
+            &conversion.file.name,
+            to,
+        )))
         .insert_header(("X-Record-Count", records.to_string()))
         .no_chunking(stored.size)
         .streaming(body))

@@ -368,7 +368,7 @@ pub async fn download_file(
 }
 
 /// `attachment` with the name: ASCII-safe `filename` and the exact name as `filename*`.
-fn disposition(name: &str) -> header::ContentDisposition {
+pub(super) fn disposition(name: &str) -> header::ContentDisposition {
     use header::{Charset, DispositionParam, DispositionType, ExtendedValue};
     let ascii: String = name
         .chars()

@@ -311,9 +311,9 @@ async fn read_chunk(
             "file" => {
                 let key = new_key();
                 let (body, feed) = pump(field);
-                let (put, field) = tokio::join!(state.spool.put(&key, body, declared), feed);
-                match put {
-                    Ok(put) => chunk.spooled = Some((key, put.size)),
+                let (held, field) = tokio::join!(state.spool.hold(&key, body, declared), feed);
+                match held {
+                    Ok(size) => chunk.spooled = Some((key, size)),
                     Err(StorageError::TooLarge { .. }) => {
                         drain(field).await;
                         return Err(ApiError {

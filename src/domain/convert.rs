@@ -81,6 +81,12 @@ fn flag(field: &str, text: &str) -> Result<bool, DomainError> {
     }
 }
 
+/// The name of a file converted to `to`: `orders.csv` → `orders.jsonl`.
+pub fn output_name(name: &str, to: &str) -> String {
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    format!("{stem}.{to}")
+}
+
 /// A conversion, planned.
 #[derive(Debug, Clone)]
 pub struct Plan {

@@ -50,14 +50,14 @@ pub enum Input {
     JsonLines,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CsvOutput {
     pub separator: u8,
     pub quote: u8,
     pub header: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
     Csv(CsvOutput),
     Json,
@@ -76,7 +76,25 @@ enum Cell<'a> {
     Json(Cow<'a, str>),
 }
 
-fn file_error(at: &str, message: impl std::fmt::Display) -> EngineError {
+/// Where a record is, for a message (formatted only when one is needed).
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    CsvLine(u64),
+    JsonLine(usize),
+    JsonLinesRecord(usize),
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::CsvLine(n) => write!(f, "CSV line {n}"),
+            Place::JsonLine(n) => write!(f, "JSON line {n}"),
+            Place::JsonLinesRecord(n) => write!(f, "JSON Lines record {n}"),
+        }
+    }
+}
+
+fn file_error(at: impl std::fmt::Display, message: impl std::fmt::Display) -> EngineError {
     EngineError::File(format!("{at}: {message}"))
 }
 
@@ -153,11 +171,8 @@ fn from_json(value: &Value, t: FieldType) -> Result<Cell<'_>, String> {
     match (value, t) {
         (Value::Null, _) => Ok(Cell::Null),
         (Value::String(s), FieldType::Text | FieldType::Bytes) => Ok(Cell::Text(Cow::Borrowed(s))),
-        (other, FieldType::Text) => Ok(Cell::Text(Cow::Owned(match other {
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            v => v.to_string(),
-        }))),
+        // A number, a boolean or JSON as its text.
+        (other, FieldType::Text) => Ok(Cell::Text(Cow::Owned(other.to_string()))),
         (v, FieldType::Json) => Ok(Cell::Json(Cow::Owned(v.to_string()))),
         (
             Value::Number(n),
@@ -212,28 +227,29 @@ struct Writer<W: Write> {
     records: u64,
 }
 
-fn quoted(text: &str, quote: u8) -> String {
-    let q = quote as char;
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push(q);
-    for c in text.chars() {
-        if c == q {
-            s.push(q);
+/// `text` between `quote`s, a quote inside it doubled.
+fn write_quoted(out: &mut impl Write, text: &str, quote: u8) -> std::io::Result<()> {
+    out.write_all(&[quote])?;
+    for (i, part) in text.as_bytes().split(|&b| b == quote).enumerate() {
+        if i > 0 {
+            out.write_all(&[quote, quote])?;
         }
-        s.push(c);
+        out.write_all(part)?;
     }
-    s.push(q);
-    s
+    out.write_all(&[quote])
 }
 
 impl<W: Write> Writer<W> {
     fn start(&mut self, fields: &[Field]) -> std::io::Result<()> {
-        match &self.output {
+        match self.output {
             Output::Csv(csv) if csv.header => {
-                let names: Vec<String> =
-                    fields.iter().map(|f| quoted(&f.name, csv.quote)).collect();
-                let line = names.join(&(csv.separator as char).to_string());
-                writeln!(self.out, "{line}")
+                for (i, field) in fields.iter().enumerate() {
+                    if i > 0 {
+                        self.out.write_all(&[csv.separator])?;
+                    }
+                    write_quoted(&mut self.out, &field.name, csv.quote)?;
+                }
+                self.out.write_all(b"\n")
             }
             Output::Json => self.out.write_all(b"["),
             _ => Ok(()),
@@ -241,21 +257,19 @@ impl<W: Write> Writer<W> {
     }
 
     fn record(&mut self, fields: &[Field], cells: &[Cell<'_>]) -> std::io::Result<()> {
-        match &self.output {
+        match self.output {
             Output::Csv(csv) => {
-                let parts: Vec<Cow<'_, str>> = cells
-                    .iter()
-                    .map(|c| match c {
-                        Cell::Null => Cow::Borrowed(""),
-                        Cell::Literal(l) => Cow::Borrowed(l.as_ref()),
-                        Cell::Text(t) | Cell::Json(t) => Cow::Owned(quoted(t, csv.quote)),
-                    })
-                    .collect();
-                writeln!(
-                    self.out,
-                    "{}",
-                    parts.join(&(csv.separator as char).to_string())
-                )?;
+                for (i, cell) in cells.iter().enumerate() {
+                    if i > 0 {
+                        self.out.write_all(&[csv.separator])?;
+                    }
+                    match cell {
+                        Cell::Null => {}
+                        Cell::Literal(l) => self.out.write_all(l.as_bytes())?,
+                        Cell::Text(t) | Cell::Json(t) => write_quoted(&mut self.out, t, csv.quote)?,
+                    }
+                }
+                self.out.write_all(b"\n")?;
             }
             Output::Json | Output::JsonLines => {
                 if self.output == Output::Json {
@@ -315,7 +329,7 @@ pub fn convert<R: Read, W: Write>(
         records: 0,
     };
     writer.start(fields).map_err(io_error)?;
-    let mut emit = |place: &str, record: Record<'_>| -> Result<(), EngineError> {
+    let mut emit = |place: Place, record: Record<'_>| -> Result<(), EngineError> {
         if writer.records % 1024 == 0 && cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
@@ -329,7 +343,7 @@ pub fn convert<R: Read, W: Write>(
                             format!("there is no column {i} for {:?}", field.name),
                         ))
                     }
-                    Some(v) if DEFAULT_NULL_WORDS.contains(v) => Cell::Null,
+                    Some(v) if DEFAULT_NULL_WORDS.contains(&v) => Cell::Null,
                     Some(v) => from_text(v, field.field_type).map_err(|why| {
                         file_error(place, format!("field {:?}: {why}", field.name))
                     })?,
@@ -363,11 +377,11 @@ pub fn convert<R: Read, W: Write>(
 
 /// One record as read.
 enum Record<'a> {
-    Csv(Vec<&'a str>),
+    Csv(&'a csv::StringRecord),
     Json(Value),
 }
 
-type Emit<'e> = dyn FnMut(&str, Record<'_>) -> Result<(), EngineError> + 'e;
+type Emit<'e> = dyn FnMut(Place, Record<'_>) -> Result<(), EngineError> + 'e;
 
 /// A reader that fails a line longer than `MAX_RECORD_BYTES` (a 2 GB line must not be held).
 struct LineLimit<R> {
@@ -378,18 +392,16 @@ struct LineLimit<R> {
 impl<R: Read> Read for LineLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for &b in &buf[..n] {
-            if b == b'\n' {
-                self.line = 0;
-            } else {
-                self.line += 1;
-                if self.line > MAX_RECORD_BYTES {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("a line is longer than {MAX_RECORD_BYTES} bytes"),
-                    ));
-                }
-            }
+        // Only the bytes after the last newline extend the line.
+        self.line = match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(at) => n - at - 1,
+            None => self.line + n,
+        };
+        if self.line > MAX_RECORD_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a line is longer than {MAX_RECORD_BYTES} bytes"),
+            ));
         }
         Ok(n)
     }
@@ -412,8 +424,8 @@ fn read_csv<R: Read>(read: R, csv: &CsvInput, emit: &mut Emit<'_>) -> Result<(),
         match reader.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {
-                let place = format!("CSV line {}", record.position().map_or(0, |p| p.line()));
-                emit(&place, Record::Csv(record.iter().collect()))?;
+                let place = Place::CsvLine(record.position().map_or(0, |p| p.line()));
+                emit(place, Record::Csv(&record))?;
             }
             Err(e) => {
                 let place = match e.position() {
@@ -443,10 +455,10 @@ fn read_json_lines<R: Read>(read: R, emit: &mut Emit<'_>) -> Result<(), EngineEr
     let values = serde_json::Deserializer::from_reader(limited).into_iter::<Value>();
     for (n, value) in values.enumerate() {
         match value {
-            Ok(value) => emit(&format!("JSON Lines record {}", n + 1), Record::Json(value))?,
+            Ok(value) => emit(Place::JsonLinesRecord(n + 1), Record::Json(value))?,
             Err(e) => {
                 return Err(file_error(
-                    &format!("JSON line {}, column {}", e.line(), e.column()),
+                    format!("JSON line {}, column {}", e.line(), e.column()),
                     e.to_string().split(" at line ").next().unwrap_or_default(),
                 ))
             }
@@ -468,7 +480,7 @@ fn read_json_array<R: Read>(read: R, emit: &mut Emit<'_>) -> Result<(), EngineEr
     loop {
         let buf = reader
             .fill_buf()
-            .map_err(|e| file_error(&format!("JSON line {line}"), e))?;
+            .map_err(|e| file_error(format!("JSON line {line}"), e))?;
         if buf.is_empty() {
             break;
         }
@@ -481,7 +493,7 @@ fn read_json_array<R: Read>(read: R, emit: &mut Emit<'_>) -> Result<(), EngineEr
             if ended {
                 if !b.is_ascii_whitespace() {
                     return Err(file_error(
-                        &format!("JSON line {line}"),
+                        format!("JSON line {line}"),
                         "data after the array's end",
                     ));
                 }
@@ -494,7 +506,7 @@ fn read_json_array<R: Read>(read: R, emit: &mut Emit<'_>) -> Result<(), EngineEr
                     0xEF | 0xBB | 0xBF if line == 1 => {}
                     _ => {
                         return Err(file_error(
-                            &format!("JSON line {line}"),
+                            format!("JSON line {line}"),
                             "a JSON array was expected",
                         ))
                     }
@@ -537,7 +549,7 @@ fn read_json_array<R: Read>(read: R, emit: &mut Emit<'_>) -> Result<(), EngineEr
             }
             if element.len() > MAX_RECORD_BYTES {
                 return Err(file_error(
-                    &format!("JSON line {element_line}"),
+                    format!("JSON line {element_line}"),
                     format!("a record is larger than {MAX_RECORD_BYTES} bytes"),
                 ));
             }
@@ -546,7 +558,7 @@ fn read_json_array<R: Read>(read: R, emit: &mut Emit<'_>) -> Result<(), EngineEr
     }
     if !ended {
         return Err(file_error(
-            &format!("JSON line {line}"),
+            format!("JSON line {line}"),
             "the array is never closed",
         ));
     }
@@ -565,13 +577,13 @@ fn flush_element(
     }
     let value: Value = serde_json::from_slice(element).map_err(|e| {
         file_error(
-            &format!("JSON line {}", line + e.line() - 1),
+            format!("JSON line {}", line + e.line() - 1),
             e.to_string().split(" at line ").next().unwrap_or_default(),
         )
     })?;
     element.clear();
     *count += 1;
-    emit(&format!("JSON line {line}"), Record::Json(value))
+    emit(Place::JsonLine(line), Record::Json(value))
 }
 
 #[cfg(test)]

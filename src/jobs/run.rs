@@ -102,13 +102,9 @@ async fn convert(
             Ok(done) => done,
             Err(e) => return Outcome::Failed(e),
         };
-    let stem = file
-        .name
-        .rsplit_once('.')
-        .map_or(file.name.as_str(), |(s, _)| s);
     let new = crate::store::files::NewFile {
         owner_id: run.created_by,
-        name: format!("{stem}.{to}"),
+        name: crate::domain::convert::output_name(&file.name, to),
         mime: mime.into(),
         format: Some(to.into()),
         size: stored.size as i64,

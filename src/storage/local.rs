@@ -183,11 +183,20 @@ fn hash_file(path: &Path) -> std::io::Result<Stored> {
 }
 
 impl LocalDisk {
+    /// Keep `body` as the object `key` without hashing it: for bytes held only until they are
+    /// copied elsewhere (an upload's chunk in the spool). Its size.
+    pub async fn hold(&self, key: &str, body: ByteStream, limit: u64) -> Result<u64, StorageError> {
+        self.put_stream(key, body, limit, false)
+            .await
+            .map(|s| s.size)
+    }
+
     async fn put_stream(
         &self,
         key: &str,
         mut body: ByteStream,
         limit: u64,
+        hash: bool,
     ) -> Result<Stored, StorageError> {
         let target = self.path(key)?;
         let temp = self
@@ -199,7 +208,7 @@ impl LocalDisk {
             blocking(move || std::fs::File::create_new(temp)).await?
         };
         let mut cleanup = Removal(Some(temp.clone()));
-        let mut writer = BlockWriter::new(file, true);
+        let mut writer = BlockWriter::new(file, hash);
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             if writer.written + chunk.len() as u64 > limit {
@@ -293,7 +302,7 @@ impl FileStorage for LocalDisk {
         body: ByteStream,
         limit: u64,
     ) -> BoxFuture<'a, Result<Stored, StorageError>> {
-        self.put_stream(key, body, limit).boxed()
+        self.put_stream(key, body, limit, true).boxed()
     }
 
     fn begin_parts<'a>(

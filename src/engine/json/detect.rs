@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use super::path::Step;
 use crate::engine::encoding::decode;
 use crate::engine::infer::{Column, Detected, DetectedField};
 
@@ -18,20 +19,6 @@ struct Fields {
     order: Vec<(String, String, Column, u64)>,
     index: HashMap<String, usize>,
     records: u64,
-}
-
-/// A JSONPath step for a key: `.key` when it is a plain name, else `['key']`.
-fn step(key: &str) -> String {
-    let plain = key
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_')
-        && key.chars().all(|c| c.is_alphanumeric() || c == '_');
-    if plain {
-        format!(".{key}")
-    } else {
-        format!("['{}']", key.replace('\\', "\\\\").replace('\'', "\\'"))
-    }
 }
 
 impl Fields {
@@ -55,7 +42,7 @@ impl Fields {
             } else {
                 format!("{name}.{key}")
             };
-            let path = format!("{path}{}", step(key));
+            let path = format!("{path}{}", Step::Key(key.clone()));
             match value {
                 Value::Object(inner) if !inner.is_empty() => self.object(inner, &name, &path),
                 other => {

@@ -111,22 +111,24 @@ impl JsonPath {
     }
 }
 
+impl fmt::Display for Step {
+    /// The step as a JSONPath writes it: `[*]`, `[2]`, `.name`, or `['any name']`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Each => f.write_str("[*]"),
+            Step::Index(n) => write!(f, "[{n}]"),
+            Step::Key(k) if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') => {
+                write!(f, ".{k}")
+            }
+            Step::Key(k) => write!(f, "['{}']", k.replace('\\', "\\\\").replace('\'', "\\'")),
+        }
+    }
+}
+
 impl fmt::Display for JsonPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("$")?;
-        for step in &self.0 {
-            match step {
-                Step::Each => f.write_str("[*]")?,
-                Step::Index(n) => write!(f, "[{n}]")?,
-                Step::Key(k)
-                    if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') =>
-                {
-                    write!(f, ".{k}")?
-                }
-                Step::Key(k) => write!(f, "['{}']", k.replace('\\', "\\\\").replace('\'', "\\'"))?,
-            }
-        }
-        Ok(())
+        self.0.iter().try_for_each(|step| write!(f, "{step}"))
     }
 }
 
