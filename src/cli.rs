@@ -20,16 +20,9 @@ use crate::settings::Settings;
 pub fn parse_url(text: &str, timeouts: Timeouts) -> anyhow::Result<ConnectSpec> {
     let base = ConnectSpec {
         kind: DbKind::named("sqlite"),
-        host: String::new(),
-        port: 0,
-        database: String::new(),
-        username: String::new(),
-        password: None,
-        path: None,
         ssl_mode: SslMode::Prefer,
-        ssl_root_cert: None,
         timeouts,
-        read_only: false,
+        ..ConnectSpec::file()
     };
     if let Some(path) = text
         .strip_prefix("sqlite://")

@@ -1,4 +1,5 @@
-//! A transfer: run a query on one connection, write its result into a table of another.
+//! A transfer: run a query on one connection (or read a file), write its result into a table
+//! of another (or a new file).
 
 use sea_orm::entity::prelude::*;
 
@@ -9,12 +10,14 @@ pub use crate::job_status::JobStatus;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
-    pub source_id: i32,
-    pub target_id: i32,
-    #[sea_orm(column_type = "Text")]
-    pub query: String,
+    /// The connection read (null when a file is read).
+    pub source_id: Option<i32>,
+    /// The connection written (null when a file is written).
+    pub target_id: Option<i32>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub query: Option<String>,
     pub target_schema: Option<String>,
-    pub target_table: String,
+    pub target_table: Option<String>,
     pub overwrite: bool,
     pub status: JobStatus,
     #[sea_orm(column_type = "Text", nullable)]
@@ -38,6 +41,16 @@ pub struct Model {
     /// A stable word for why the transfer failed (with status `error`).
     #[sea_orm(column_type = "Text", nullable)]
     pub error_code: Option<String>,
+    /// The file read instead of a query.
+    pub source_file_id: Option<i32>,
+    /// The format of the file written instead of a table (csv, json, jsonl).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub target_format: Option<String>,
+    /// How that file is written, as JSON.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub target_options: Option<String>,
+    /// The file the transfer wrote.
+    pub output_file_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ mod m20261125_000003_queries;
 mod m20261126_000004_transfer_partitions;
 mod m20261202_000005_job_names_and_codes;
 mod m20261202_000006_files;
+mod m20261207_000007_transfer_files;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_transfer_partitions::Migration),
             Box::new(m20261202_000005_job_names_and_codes::Migration),
             Box::new(m20261202_000006_files::Migration),
+            Box::new(m20261207_000007_transfer_files::Migration),
         ]
     }
 }

@@ -527,19 +527,27 @@ pub async fn delete_file(
             ),
         ));
     }
-    let active: Vec<String> = state
+    let runs: Vec<String> = state
         .store
         .runs_of_file(file.id)
         .await?
         .into_iter()
         .filter(|r| !r.status.is_final())
-        .map(|r| r.id.to_string())
+        .map(|r| format!("run {}", r.id))
         .collect();
+    let transfers = state
+        .store
+        .transfers_of_file(file.id)
+        .await?
+        .into_iter()
+        .filter(|t| !t.status.is_final())
+        .map(|t| format!("transfer {}", t.id));
+    let active: Vec<String> = runs.into_iter().chain(transfers).collect();
     if !active.is_empty() {
         return Err(ApiError::new(
             ErrorCode::FileInUse,
             format!(
-                "file {} is used by queued or running runs {}; cancel them first",
+                "file {} is used by queued or running jobs ({}); cancel them first",
                 file.id,
                 active.join(", ")
             ),

@@ -11,6 +11,7 @@ use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::jobs::{self, IdInput, JobResource, StatusQuery};
 use super::pagination::PageQuery;
 use super::{resource, Body, State};
+use crate::domain::convert::OutputOptions;
 use crate::jobs::messages::{JobId, Submit};
 use crate::store::jobs::{JobKind, JobStatus};
 use crate::store::transfers::{NewTransfer, Transfer};
@@ -21,15 +22,28 @@ use crate::store::{JobFilter, ListParams};
 #[serde(rename_all = "camelCase")]
 pub struct TransferView {
     pub id: i32,
-    pub source_id: i32,
+    /// The connection read (null when a file is read).
+    pub source_id: Option<i32>,
     /// The connections' names when the transfer was created (kept after they are deleted).
     pub source_name: Option<String>,
-    pub target_id: i32,
+    /// The connection written (null when a file is written).
+    pub target_id: Option<i32>,
     pub target_name: Option<String>,
-    pub query: String,
+    /// The query run on the source connection (null when a file is read).
+    pub query: Option<String>,
+    /// The file read instead of a query (its schema gives the columns and their types).
+    pub source_file_id: Option<i32>,
     pub target_schema: Option<String>,
-    pub target_table: String,
+    /// The table written (null when a file is written).
+    pub target_table: Option<String>,
     pub overwrite: bool,
+    /// The format of the file written instead of a table: `csv`, `json` or `jsonl`.
+    pub target_format: Option<String>,
+    /// How that file is written (`separator`, `quote`, `header` for csv).
+    #[schema(value_type = Option<Object>)]
+    pub target_options: Option<serde_json::Value>,
+    /// The file written, once the transfer is complete (`GET /files/{id}`).
+    pub output_file_id: Option<i32>,
     /// `queued`, `running`, `complete`, `error` or `cancelled`.
     #[schema(value_type = String, example = "running")]
     pub status: JobStatus,
@@ -69,9 +83,16 @@ fn view(state: &State, t: Transfer) -> TransferView {
         target_id: t.target_id,
         target_name: t.target_name,
         query: t.query,
+        source_file_id: t.source_file_id,
         target_schema: t.target_schema,
         target_table: t.target_table,
         overwrite: t.overwrite,
+        target_format: t.target_format,
+        target_options: t
+            .target_options
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok()),
+        output_file_id: t.output_file_id,
         status: t.status,
         error: t.error,
         error_code: t.error_code,
@@ -102,6 +123,19 @@ pub struct CreateTransfer {
     pub target_id: Option<IdInput>,
     #[schema(example = "SELECT * FROM orders")]
     pub query: Option<String>,
+    /// Read this file (through its schema) instead of running a query; instead of
+    /// `sourceId` and `query` (alias `source_file_id`).
+    #[serde(alias = "source_file_id")]
+    #[schema(value_type = Option<i32>, example = 7)]
+    pub source_file_id: Option<IdInput>,
+    /// Write a new file of this format instead of a table: `csv`, `json` or `jsonl`; instead
+    /// of `targetId` and `targetTable` (alias `target_format`).
+    #[serde(alias = "target_format")]
+    #[schema(example = "csv")]
+    pub target_format: Option<String>,
+    /// How the file is written: `separator`, `quote`, `header` (csv). Alias `target_options`.
+    #[serde(alias = "target_options")]
+    pub target_options: Option<OutputOptions>,
     /// PostgreSQL schema / MySQL database of the target table; created when missing (alias
     /// `target_schema`).
     #[serde(alias = "target_schema")]
@@ -176,85 +210,203 @@ pub async fn create_transfer(
     body: Body<CreateTransfer>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let source_id = body
-        .source_id
-        .ok_or_else(|| ApiError::validation("sourceId", "sourceId is required"))?
-        .parse("sourceId")?;
-    let target_id = body
-        .target_id
-        .ok_or_else(|| ApiError::validation("targetId", "targetId is required"))?
-        .parse("targetId")?;
-    let query = body.query.unwrap_or_default();
-    if query.trim().is_empty() {
-        return Err(ApiError::validation("query", "query must not be empty"));
-    }
-    let target_table = body.target_table.unwrap_or_default();
-    if target_table.trim().is_empty() {
+    let source = source_of(&state, &caller, &body).await?;
+    let target = target_of(&state, &body).await?;
+    let (partition_column, partitions) = partitioning(body.partition_column, body.partitions)?;
+    if partition_column.is_some() && body.source_file_id.is_some() {
         return Err(ApiError::validation(
-            "targetTable",
-            "targetTable must name the table to write",
+            "partitionColumn",
+            "a file is read in one stream: partitionColumn applies to a query",
         ));
     }
-    let target_schema = body.target_schema.filter(|s| !s.is_empty());
-    let (partition_column, partitions) = partitioning(body.partition_column, body.partitions)?;
-    for (field, name) in [
-        ("targetTable", Some(&target_table)),
-        ("targetSchema", target_schema.as_ref()),
-        ("partitionColumn", partition_column.as_ref()),
-    ] {
-        if let Some(name) = name {
-            if name.contains('\0') || name.chars().count() > 63 {
-                return Err(ApiError::validation(
-                    field,
-                    format!("{field} must be at most 63 characters, without NUL"),
-                ));
-            }
-        }
+    if let Some(name) = &partition_column {
+        check_name("partitionColumn", name)?;
     }
-    let mut names = Vec::with_capacity(2);
-    for (field, id) in [("sourceId", source_id), ("targetId", target_id)] {
-        match state.store.get_connection(id).await? {
-            Some(connection) => names.push(connection.name),
-            None => {
-                return Err(ApiError {
-                    field: Some(field.into()),
-                    ..ApiError::new(
-                        ErrorCode::UnknownConnection,
-                        format!("connection {id} does not exist"),
-                    )
-                })
-            }
-        }
-    }
-    let target_name = names.pop().unwrap_or_default();
-    let source_name = names.pop().unwrap_or_default();
     let transfer = state
         .store
         .create_transfer(NewTransfer {
-            source_id,
-            target_id,
-            query,
-            target_schema,
-            target_table,
+            source_id: source.connection,
+            target_id: target.connection,
+            query: source.query,
+            target_schema: target.schema,
+            target_table: target.table,
             overwrite: body.overwrite,
             created_by: caller.id,
             partition_column,
             partitions,
-            source_name,
-            target_name,
+            source_name: source.name,
+            target_name: target.name,
+            source_file_id: source.file,
+            target_format: target.format,
+            target_options: target.options,
         })
         .await?;
-    tracing::info!(
-        transfer_id = transfer.id,
-        source_id,
-        target_id,
-        "Transfer queued."
-    );
+    tracing::info!(transfer_id = transfer.id, "Transfer queued.");
     state.jobs.do_send(Submit(JobId::Transfer(transfer.id)));
     let location = format!("/api/v1/transfers/{}", transfer.id);
     Ok(HttpResponse::Accepted()
         .insert_header((actix_web::http::header::LOCATION, location))
         .json(view(&state, transfer)))
+}
+
+/// What a transfer reads: a connection's query, or a file.
+struct Source {
+    connection: Option<i32>,
+    name: Option<String>,
+    query: Option<String>,
+    file: Option<i32>,
+}
+
+/// Where a transfer writes: a connection's table, or a new file.
+struct Target {
+    connection: Option<i32>,
+    name: Option<String>,
+    schema: Option<String>,
+    table: Option<String>,
+    format: Option<String>,
+    /// JSON of the file's options.
+    options: Option<String>,
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+    if name.contains('\0') || name.chars().count() > 63 {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must be at most 63 characters, without NUL"),
+        ));
+    }
+    Ok(())
+}
+
+/// A connection's name, or 400 `unknown_connection` naming the field.
+async fn connection_name(state: &State, field: &str, id: i32) -> Result<String, ApiError> {
+    match state.store.get_connection(id).await? {
+        Some(connection) => Ok(connection.name),
+        None => Err(ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(
+                ErrorCode::UnknownConnection,
+                format!("connection {id} does not exist"),
+            )
+        }),
+    }
+}
+
+async fn source_of(
+    state: &State,
+    caller: &Caller,
+    body: &CreateTransfer,
+) -> Result<Source, ApiError> {
+    let query = body.query.clone().filter(|q| !q.trim().is_empty());
+    match (&body.source_id, &body.source_file_id) {
+        (Some(_), Some(_)) => Err(ApiError::validation(
+            "sourceFileId",
+            "give sourceId (with a query) or sourceFileId, not both",
+        )),
+        (None, None) => Err(ApiError::validation(
+            "sourceId",
+            "sourceId is required (or sourceFileId to read a file)",
+        )),
+        (Some(id), None) => {
+            let id = id.parse("sourceId")?;
+            let query =
+                query.ok_or_else(|| ApiError::validation("query", "query must not be empty"))?;
+            Ok(Source {
+                connection: Some(id),
+                name: Some(connection_name(state, "sourceId", id).await?),
+                query: Some(query),
+                file: None,
+            })
+        }
+        (None, Some(file_id)) => {
+            if body.query.is_some() {
+                return Err(ApiError::validation(
+                    "query",
+                    "a file is read whole through its schema: query applies to sourceId",
+                ));
+            }
+            let file_id = file_id.parse("sourceFileId")?;
+            let file = super::files::ready(state, caller, file_id, "sourceFileId").await?;
+            // The file must be readable as it is: a format and a schema.
+            crate::domain::convert::read_plan(&file, None, None, None)?;
+            Ok(Source {
+                connection: None,
+                name: Some(file.name),
+                query: None,
+                file: Some(file_id),
+            })
+        }
+    }
+}
+
+async fn target_of(state: &State, body: &CreateTransfer) -> Result<Target, ApiError> {
+    let schema = body.target_schema.clone().filter(|s| !s.is_empty());
+    let table = body.target_table.clone().filter(|t| !t.trim().is_empty());
+    match (&body.target_id, &body.target_format) {
+        (Some(_), Some(_)) => Err(ApiError::validation(
+            "targetFormat",
+            "give targetId (with a table) or targetFormat, not both",
+        )),
+        (None, None) => Err(ApiError::validation(
+            "targetId",
+            "targetId is required (or targetFormat to write a file)",
+        )),
+        (Some(id), None) => {
+            let id = id.parse("targetId")?;
+            if body.target_options.is_some() {
+                return Err(ApiError::validation(
+                    "targetOptions",
+                    "targetOptions apply to a file target (targetFormat)",
+                ));
+            }
+            let table = table.ok_or_else(|| {
+                ApiError::validation("targetTable", "targetTable must name the table to write")
+            })?;
+            check_name("targetTable", &table)?;
+            if let Some(schema) = &schema {
+                check_name("targetSchema", schema)?;
+            }
+            Ok(Target {
+                connection: Some(id),
+                name: Some(connection_name(state, "targetId", id).await?),
+                schema,
+                table: Some(table),
+                format: None,
+                options: None,
+            })
+        }
+        (None, Some(format)) => {
+            for (field, given) in [
+                ("targetTable", table.is_some()),
+                ("targetSchema", schema.is_some()),
+                ("overwrite", body.overwrite),
+            ] {
+                if given {
+                    return Err(ApiError::validation(
+                        field,
+                        format!("{field} applies to a table target; a file target is a new file"),
+                    ));
+                }
+            }
+            let options = body.target_options.clone();
+            let (_, to, _) = crate::domain::convert::output_format(Some(format), options.clone())
+                .map_err(|e| ApiError {
+                field: Some("targetFormat".into()),
+                ..e.into()
+            })?;
+            Ok(Target {
+                connection: None,
+                name: None,
+                schema: None,
+                table: None,
+                format: Some(to.into()),
+                options: options
+                    .map(|o| serde_json::to_string(&o))
+                    .transpose()
+                    .map_err(ApiError::internal)?,
+            })
+        }
+    }
 }
 
 /// Transfers as a kind of job.

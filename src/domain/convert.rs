@@ -2,11 +2,7 @@
 //! (or the one given), and the run of it from storage to storage, streamed both ways through
 //! the engine's converter on the blocking pool.
 
-use std::io::{Read, Write};
-
-use bytes::Bytes;
-use futures_util::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
@@ -14,10 +10,13 @@ use super::files::{validate_fields, FieldInput};
 use super::DomainError;
 use crate::codes::ErrorCode;
 use crate::engine::convert::{convert, CsvInput, CsvOutput, Field, FieldPath, Input, Output};
+use crate::engine::file::field_type as file_field_type;
 use crate::engine::infer::{DetectedField, FieldType};
 use crate::engine::json::path::{JsonPath, Step};
+use crate::engine::types::Column;
 use crate::engine::EngineError;
-use crate::storage::{ByteStream, FileStorage, StorageError, Stored};
+use crate::storage::bridge::{stream_of, StreamReader};
+use crate::storage::{FileStorage, StorageError, Stored};
 use crate::store::files::File;
 
 /// How a file is converted (Sqlify's `options`).
@@ -35,15 +34,37 @@ pub struct ConvertOptions {
 }
 
 /// How the output is written (CSV).
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputOptions {
     /// One character (`\t` for a tab); default `,`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub separator: Option<String>,
     /// One character; default `"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub quote: Option<String>,
-    /// `true` (default) or `false`.
+    /// `true` (default) or `false` (a JSON boolean or its text).
+    #[serde(
+        default,
+        deserialize_with = "text_or_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<bool>)]
     pub header: Option<String>,
+}
+
+/// A flag given as a JSON boolean or as text (multipart fields are text).
+fn text_or_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(Option::<Flag>::deserialize(d)?.map(|f| match f {
+        Flag::Bool(b) => b.to_string(),
+        Flag::Text(t) => t,
+    }))
 }
 
 /// How a CSV input is read, where detection got it wrong.
@@ -100,28 +121,88 @@ pub struct Plan {
 
 /// The conversion of `file` that `options` ask for.
 pub fn plan(file: &File, options: &ConvertOptions) -> Result<Plan, DomainError> {
-    let schema = file.schema.as_ref();
-    let from = options
-        .from
-        .clone()
-        .or_else(|| file.format.clone())
-        .ok_or_else(|| option_error("from", "the file's format is unknown: give options[from]"))?;
-    let (to, mime) = match options.to.as_deref() {
+    let (output, to, mime) = output_format(options.to.as_deref(), options.output.clone())?;
+    let (input, fields) = read_plan(
+        file,
+        options.from.clone(),
+        options.input.clone(),
+        options.schema.clone(),
+    )?;
+    Ok(Plan {
+        input,
+        fields,
+        output,
+        to,
+        mime,
+    })
+}
+
+/// The output format `to` names, written as `given` asks: the writer's settings, the format's
+/// name and its MIME type.
+pub fn output_format(
+    to: Option<&str>,
+    given: Option<OutputOptions>,
+) -> Result<(Output, &'static str, &'static str), DomainError> {
+    let given = given.unwrap_or_default();
+    let (to, mime) = match to {
         Some("csv") => ("csv", "text/csv"),
         Some("json") => ("json", "application/json"),
         Some("jsonl") => ("jsonl", "application/x-ndjson"),
         Some(other) => {
             return Err(option_error(
                 "to",
-                format!("{other:?}: Sluice converts to csv, json or jsonl (sql and parquet are not there yet)"),
+                format!(
+                "{other:?}: Sluice writes csv, json or jsonl (sql and parquet are not there yet)"
+            ),
             ))
         }
-        None => return Err(option_error("to", "options[to] is required: csv, json or jsonl")),
+        None => {
+            return Err(option_error(
+                "to",
+                "options[to] is required: csv, json or jsonl",
+            ))
+        }
     };
+    if to != "csv" && (given.separator.is_some() || given.quote.is_some() || given.header.is_some())
+    {
+        return Err(option_error(
+            "output",
+            format!("separator, quote and header apply to csv, not {to}"),
+        ));
+    }
+    let output = match to {
+        "csv" => Output::Csv(CsvOutput {
+            separator: one_byte(
+                "output][separator",
+                given.separator.as_deref().unwrap_or(","),
+            )?,
+            quote: one_byte("output][quote", given.quote.as_deref().unwrap_or("\""))?,
+            header: given
+                .header
+                .map_or(Ok(true), |h| flag("output][header", &h))?,
+        }),
+        "json" => Output::Json,
+        _ => Output::JsonLines,
+    };
+    Ok((output, to, mime))
+}
+
+/// How `file` is read: its format (`from`, else the file's), its CSV dialect (`given`, else
+/// the detected one) and its fields (`schema`, else the file's schema).
+pub fn read_plan(
+    file: &File,
+    from: Option<String>,
+    given: Option<InputOptions>,
+    schema_given: Option<Vec<FieldInput>>,
+) -> Result<(Input, Vec<Field>), DomainError> {
+    let schema = file.schema.as_ref();
+    let from = from
+        .or_else(|| file.format.clone())
+        .ok_or_else(|| option_error("from", "the file's format is unknown: give options[from]"))?;
     let dialect = schema.map(|s| &s["dialect"]).filter(|d| d.is_object());
     let input = match from.as_str() {
         "csv" => {
-            let given = options.input.clone().unwrap_or_default();
+            let given = given.unwrap_or_default();
             let detected = |key: &str| dialect.and_then(|d| d[key].as_str()).map(str::to_string);
             let delimiter = given
                 .separator
@@ -150,16 +231,16 @@ pub fn plan(file: &File, options: &ConvertOptions) -> Result<Plan, DomainError> 
         other => {
             return Err(option_error(
                 "from",
-                format!("{other:?}: Sluice converts from csv, json or jsonl"),
+                format!("{other:?}: Sluice reads csv, json or jsonl"),
             ))
         }
     };
-    let detected: Vec<DetectedField> = match &options.schema {
+    let detected: Vec<DetectedField> = match schema_given {
         Some(given) => {
             let columns = schema
                 .filter(|s| s["format"] == "csv")
                 .and_then(|s| s["fields"].as_array().map(Vec::len));
-            validate_fields(given.clone(), Some(from.as_str()), columns)?
+            validate_fields(given, Some(from.as_str()), columns)?
         }
         None => {
             let fields = schema.map(|s| s["fields"].clone()).unwrap_or_default();
@@ -179,30 +260,52 @@ pub fn plan(file: &File, options: &ConvertOptions) -> Result<Plan, DomainError> 
         .into_iter()
         .map(|f| field(f, &input))
         .collect::<Result<_, _>>()?;
-    let output = match to {
-        "csv" => {
-            let given = options.output.clone().unwrap_or_default();
-            Output::Csv(CsvOutput {
-                separator: one_byte(
-                    "output][separator",
-                    given.separator.as_deref().unwrap_or(","),
-                )?,
-                quote: one_byte("output][quote", given.quote.as_deref().unwrap_or("\""))?,
-                header: given
-                    .header
-                    .map_or(Ok(true), |h| flag("output][header", &h))?,
+    Ok((input, fields))
+}
+
+/// The schema of a file written from `columns` (`rows` of them), in the shape detection
+/// records: every field's type is the column's own, not one guessed from the values.
+pub fn written_schema(
+    output: &Output,
+    to: &str,
+    columns: &[Column],
+    rows: u64,
+) -> serde_json::Value {
+    let root = if to == "json" { "$[*]" } else { "$" };
+    let fields: Vec<serde_json::Value> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let path = match output {
+                Output::Csv(_) => i.to_string(),
+                _ => format!("{root}{}", Step::Key(c.name.clone())),
+            };
+            serde_json::json!({
+                "name": c.name,
+                "type": file_field_type(&c.ty).name(),
+                "path": path,
+                "nullable": c.nullable,
             })
-        }
-        "json" => Output::Json,
-        _ => Output::JsonLines,
-    };
-    Ok(Plan {
-        input,
-        fields,
-        output,
-        to,
-        mime,
-    })
+        })
+        .collect();
+    let mut schema = serde_json::json!({
+        "format": to,
+        "encoding": "utf-8",
+        "fields": fields,
+        "sampledRows": rows,
+        "wholeFile": true,
+    });
+    if let Output::Csv(csv) = output {
+        let quote = (csv.quote as char).to_string();
+        schema["dialect"] = serde_json::json!({
+            "delimiter": (csv.separator as char).to_string(),
+            "quote": quote,
+            "escape": quote,
+            "header": csv.header,
+            "lineEnding": "lf",
+        });
+    }
+    schema
 }
 
 /// A field of a schema as the converter reads it.
@@ -234,51 +337,6 @@ fn field(f: DetectedField, input: &Input) -> Result<Field, DomainError> {
     })
 }
 
-/// A blocking reader of an async byte stream (fed by a task).
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, StorageError>>,
-    current: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(bytes)) => self.current = bytes,
-                Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
-}
-
-/// A blocking writer into an async byte stream.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Result<Bytes, StorageError>>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tx
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| std::io::Error::other("the output's storage stopped taking bytes"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn receiver_stream(rx: tokio::sync::mpsc::Receiver<Result<Bytes, StorageError>>) -> ByteStream {
-    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
-}
-
 /// Convert the stored object `source` by `plan` into the object `target` of `into` (at most
 /// `limit` bytes): the records written and what was stored. A failure leaves no `target`.
 pub async fn run(
@@ -290,41 +348,28 @@ pub async fn run(
     limit: u64,
     cancel: CancellationToken,
 ) -> Result<(u64, Stored), EngineError> {
-    let mut bytes = from
+    let bytes = from
         .get(source, None)
         .await
         .map_err(|e| EngineError::Internal(format!("reading the file: {e}")))?;
-    let (in_tx, in_rx) = tokio::sync::mpsc::channel(4);
-    let feed = tokio::spawn(async move {
-        while let Some(item) = bytes.next().await {
-            if in_tx.send(item).await.is_err() {
-                break;
-            }
-        }
-    });
-    let (out_tx, out_rx) = tokio::sync::mpsc::channel(4);
-    let failed_tx = out_tx.clone();
+    let reader = StreamReader::new(bytes);
+    let (mut writer, output) = stream_of();
     let work = tokio::task::spawn_blocking(move || {
-        let reader = ChannelReader {
-            rx: in_rx,
-            current: Bytes::new(),
-        };
         let result = convert(
             reader,
             &plan.input,
             &plan.fields,
             plan.output,
-            ChannelWriter { tx: out_tx },
+            &mut writer,
             &cancel,
         );
         if let Err(e) = &result {
             // The stored output is abandoned, not published.
-            let _ = failed_tx.blocking_send(Err(StorageError::Body(e.to_string())));
+            writer.fail(&e.to_string());
         }
         result
     });
-    let (stored, converted) = tokio::join!(into.put(target, receiver_stream(out_rx), limit), work);
-    feed.abort();
+    let (stored, converted) = tokio::join!(into.put(target, output, limit), work);
     let converted =
         converted.map_err(|e| EngineError::Internal(format!("the conversion stopped: {e}")))?;
     match (converted, stored) {

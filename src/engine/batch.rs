@@ -208,6 +208,20 @@ pub struct SinkContext {
 pub enum SourceSpec {
     /// The rows of a query.
     Query(String),
+    /// The records of a file.
+    File(super::file::FileRead),
+}
+
+impl SourceSpec {
+    /// The query a database source runs.
+    pub fn query(&self) -> Result<&str, EngineError> {
+        match self {
+            SourceSpec::Query(query) => Ok(query),
+            SourceSpec::File(_) => Err(EngineError::Internal(
+                "a database source was given a file to read".into(),
+            )),
+        }
+    }
 }
 
 /// Where a sink writes.
@@ -215,13 +229,18 @@ pub enum SourceSpec {
 pub enum SinkSpec {
     /// A table (created, appended to or replaced).
     Table(TargetTable),
+    /// A new file.
+    File(super::file::FileWrite),
 }
 
 impl SinkSpec {
     /// The table a database sink writes.
-    pub fn table(&self) -> &TargetTable {
+    pub fn table(&self) -> Result<&TargetTable, EngineError> {
         match self {
-            SinkSpec::Table(table) => table,
+            SinkSpec::Table(table) => Ok(table),
+            SinkSpec::File(_) => Err(EngineError::Internal(
+                "a database sink was given a file to write".into(),
+            )),
         }
     }
 }

@@ -66,7 +66,7 @@ pub enum Output {
 
 /// A value ready to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Cell<'a> {
+pub(crate) enum Cell<'a> {
     Null,
     /// Text (quoted in CSV, a string in JSON).
     Text(Cow<'a, str>),
@@ -78,7 +78,7 @@ enum Cell<'a> {
 
 /// Where a record is, for a message (formatted only when one is needed).
 #[derive(Debug, Clone, Copy)]
-enum Place {
+pub(crate) enum Place {
     CsvLine(u64),
     JsonLine(usize),
     JsonLinesRecord(usize),
@@ -94,7 +94,10 @@ impl std::fmt::Display for Place {
     }
 }
 
-fn file_error(at: impl std::fmt::Display, message: impl std::fmt::Display) -> EngineError {
+pub(crate) fn file_error(
+    at: impl std::fmt::Display,
+    message: impl std::fmt::Display,
+) -> EngineError {
     EngineError::File(format!("{at}: {message}"))
 }
 
@@ -177,7 +180,7 @@ fn from_json(value: &Value, t: FieldType) -> Result<Cell<'_>, String> {
         (
             Value::Number(n),
             FieldType::Integer | FieldType::BigInt | FieldType::Float | FieldType::Decimal { .. },
-        ) => from_text(&n.to_string(), t).map(owned),
+        ) => from_text(&super::values::plain_number(&n.to_string()), t).map(owned),
         (Value::Bool(b), FieldType::Boolean) => Ok(Cell::Literal(Cow::Borrowed(if *b {
             "true"
         } else {
@@ -221,7 +224,7 @@ fn at<'a>(record: &'a Value, steps: &[Step]) -> Result<Option<&'a Value>, String
 }
 
 /// Writes records in the output format.
-struct Writer<W: Write> {
+pub(crate) struct Writer<W: Write> {
     out: W,
     output: Output,
     records: u64,
@@ -240,14 +243,22 @@ fn write_quoted(out: &mut impl Write, text: &str, quote: u8) -> std::io::Result<
 }
 
 impl<W: Write> Writer<W> {
-    fn start(&mut self, fields: &[Field]) -> std::io::Result<()> {
+    pub(crate) fn new(out: W, output: Output) -> Self {
+        Self {
+            out,
+            output,
+            records: 0,
+        }
+    }
+
+    pub(crate) fn start(&mut self, names: &[&str]) -> std::io::Result<()> {
         match self.output {
             Output::Csv(csv) if csv.header => {
-                for (i, field) in fields.iter().enumerate() {
+                for (i, name) in names.iter().enumerate() {
                     if i > 0 {
                         self.out.write_all(&[csv.separator])?;
                     }
-                    write_quoted(&mut self.out, &field.name, csv.quote)?;
+                    write_quoted(&mut self.out, name, csv.quote)?;
                 }
                 self.out.write_all(b"\n")
             }
@@ -256,7 +267,7 @@ impl<W: Write> Writer<W> {
         }
     }
 
-    fn record(&mut self, fields: &[Field], cells: &[Cell<'_>]) -> std::io::Result<()> {
+    pub(crate) fn record(&mut self, names: &[&str], cells: &[Cell<'_>]) -> std::io::Result<()> {
         match self.output {
             Output::Csv(csv) => {
                 for (i, cell) in cells.iter().enumerate() {
@@ -277,11 +288,11 @@ impl<W: Write> Writer<W> {
                         .write_all(if self.records == 0 { b"\n" } else { b",\n" })?;
                 }
                 self.out.write_all(b"{")?;
-                for (i, (field, cell)) in fields.iter().zip(cells).enumerate() {
+                for (i, (name, cell)) in names.iter().zip(cells).enumerate() {
                     if i > 0 {
                         self.out.write_all(b",")?;
                     }
-                    serde_json::to_writer(&mut self.out, &field.name)?;
+                    serde_json::to_writer(&mut self.out, name)?;
                     self.out.write_all(b":")?;
                     match cell {
                         Cell::Null => self.out.write_all(b"null")?,
@@ -299,7 +310,7 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    fn finish(mut self) -> std::io::Result<u64> {
+    pub(crate) fn finish(mut self) -> std::io::Result<u64> {
         if self.output == Output::Json {
             self.out
                 .write_all(if self.records == 0 { b"]\n" } else { b"\n]\n" })?;
@@ -309,7 +320,7 @@ impl<W: Write> Writer<W> {
     }
 }
 
-fn io_error(e: std::io::Error) -> EngineError {
+pub(crate) fn io_error(e: std::io::Error) -> EngineError {
     EngineError::Internal(format!("writing the output: {e}"))
 }
 
@@ -323,65 +334,91 @@ pub fn convert<R: Read, W: Write>(
     write: W,
     cancel: &CancellationToken,
 ) -> Result<u64, EngineError> {
-    let mut writer = Writer {
-        out: std::io::BufWriter::with_capacity(256 << 10, write),
-        output,
-        records: 0,
-    };
-    writer.start(fields).map_err(io_error)?;
+    let mut writer = Writer::new(std::io::BufWriter::with_capacity(256 << 10, write), output);
+    let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+    writer.start(&names).map_err(io_error)?;
     let mut emit = |place: Place, record: Record<'_>| -> Result<(), EngineError> {
         if writer.records % 1024 == 0 && cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
         let mut cells = Vec::with_capacity(fields.len());
         for field in fields {
-            let cell = match (&record, &field.path) {
-                (Record::Csv(row), FieldPath::Column(i)) => match row.get(*i) {
-                    None => {
-                        return Err(file_error(
-                            place,
-                            format!("there is no column {i} for {:?}", field.name),
-                        ))
-                    }
-                    Some(v) if DEFAULT_NULL_WORDS.contains(&v) => Cell::Null,
-                    Some(v) => from_text(v, field.field_type).map_err(|why| {
-                        file_error(place, format!("field {:?}: {why}", field.name))
-                    })?,
-                },
-                (Record::Json(value), FieldPath::Json(steps)) => {
-                    match at(value, steps).map_err(|why| file_error(place, why))? {
-                        None => Cell::Null,
-                        Some(v) => from_json(v, field.field_type).map_err(|why| {
-                            file_error(place, format!("field {:?}: {why}", field.name))
-                        })?,
-                    }
-                }
-                _ => {
-                    return Err(EngineError::Internal(format!(
-                        "field {:?}: its path does not fit the input format",
-                        field.name
-                    )))
-                }
+            let checked = match field_value(&record, field, place)? {
+                Raw::Null => Ok(Cell::Null),
+                Raw::Text(text) => from_text(text, field.field_type),
+                Raw::Json(value) => from_json(value, field.field_type),
             };
-            cells.push(cell);
+            cells.push(
+                checked
+                    .map_err(|why| file_error(place, format!("field {:?}: {why}", field.name)))?,
+            );
         }
-        writer.record(fields, &cells).map_err(io_error)
+        writer.record(&names, &cells).map_err(io_error)
     };
-    match input {
-        Input::Csv(csv) => read_csv(read, csv, &mut emit)?,
-        Input::JsonLines => read_json_lines(read, &mut emit)?,
-        Input::Json => read_json_array(read, &mut emit)?,
-    }
+    read_records(read, input, &mut emit)?;
     writer.finish().map_err(io_error)
 }
 
+/// A field's value in one record, before its type is applied.
+pub(crate) enum Raw<'r> {
+    Null,
+    /// A CSV cell (not one of the NULL words).
+    Text(&'r str),
+    Json(&'r Value),
+}
+
+/// Where `field` is in `record`: a missing CSV column fails, a missing JSON key is NULL.
+pub(crate) fn field_value<'r>(
+    record: &'r Record<'_>,
+    field: &Field,
+    place: Place,
+) -> Result<Raw<'r>, EngineError> {
+    Ok(match (record, &field.path) {
+        (Record::Csv(row), FieldPath::Column(i)) => match row.get(*i) {
+            None => {
+                return Err(file_error(
+                    place,
+                    format!("there is no column {i} for {:?}", field.name),
+                ))
+            }
+            Some(v) if DEFAULT_NULL_WORDS.contains(&v) => Raw::Null,
+            Some(v) => Raw::Text(v),
+        },
+        (Record::Json(value), FieldPath::Json(steps)) => {
+            match at(value, steps).map_err(|why| file_error(place, why))? {
+                None => Raw::Null,
+                Some(v) => Raw::Json(v),
+            }
+        }
+        _ => {
+            return Err(EngineError::Internal(format!(
+                "field {:?}: its path does not fit the input format",
+                field.name
+            )))
+        }
+    })
+}
+
+/// Every record of `read` (in `input`'s format), handed to `emit` in order.
+pub(crate) fn read_records<R: Read>(
+    read: R,
+    input: &Input,
+    emit: &mut Emit<'_>,
+) -> Result<(), EngineError> {
+    match input {
+        Input::Csv(csv) => read_csv(read, csv, emit),
+        Input::JsonLines => read_json_lines(read, emit),
+        Input::Json => read_json_array(read, emit),
+    }
+}
+
 /// One record as read.
-enum Record<'a> {
+pub(crate) enum Record<'a> {
     Csv(&'a csv::StringRecord),
     Json(Value),
 }
 
-type Emit<'e> = dyn FnMut(Place, Record<'_>) -> Result<(), EngineError> + 'e;
+pub(crate) type Emit<'e> = dyn FnMut(Place, Record<'_>) -> Result<(), EngineError> + 'e;
 
 /// A reader that fails a line longer than `MAX_RECORD_BYTES` (a 2 GB line must not be held).
 struct LineLimit<R> {

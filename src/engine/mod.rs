@@ -9,6 +9,7 @@ pub mod csv;
 pub mod detect;
 pub mod encoding;
 pub mod error;
+pub mod file;
 pub mod infer;
 pub mod json;
 pub mod mysql;

@@ -61,7 +61,7 @@ async fn open_sources(
     cancel: &CancellationToken,
 ) -> Result<(Vec<Box<dyn SourceReader>>, Vec<Column>), EngineError> {
     if let Some(partitioning) = request.partitioning.as_ref().filter(|p| p.partitions > 1) {
-        let SourceSpec::Query(query) = &request.read;
+        let query = request.read.query()?;
         return partition::open(
             &request.source,
             query,

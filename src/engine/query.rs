@@ -233,20 +233,20 @@ fn decimal_text(text: String) -> Value {
     Value::String(text)
 }
 
-fn decimal128_text(v: i128, scale: i8) -> String {
+pub(crate) fn decimal128_text(v: i128, scale: i8) -> String {
     let mut text = String::new();
     values::push_ascii(&mut text, |b| values::write_decimal(b, v, scale));
     text
 }
 
-fn date_text(days: i32) -> String {
+pub(crate) fn date_text(days: i32) -> String {
     chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
         .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(days as i64)))
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_else(|| days.to_string())
 }
 
-fn timestamp_text(micros: i64, utc: bool) -> String {
+pub(crate) fn timestamp_text(micros: i64, utc: bool) -> String {
     match chrono::DateTime::from_timestamp_micros(micros) {
         Some(t) if utc => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         Some(t) => t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
@@ -254,7 +254,7 @@ fn timestamp_text(micros: i64, utc: bool) -> String {
     }
 }
 
-fn time_text(micros: i64) -> String {
+pub(crate) fn time_text(micros: i64) -> String {
     let mut text = String::new();
     values::push_ascii(&mut text, |b| {
         values::write_time(b, micros, Fraction::Always)

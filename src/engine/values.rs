@@ -2,6 +2,8 @@
 //! times of day and UUIDs, into a caller's byte buffer (no allocation per value). Each dialect
 //! keeps only what is its own (ranges, signs of years, escaping).
 
+use std::borrow::Cow;
+
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
 pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
@@ -143,9 +145,62 @@ pub fn push_ascii(out: &mut String, write: impl FnOnce(&mut Vec<u8>)) {
     out.push_str(std::str::from_utf8(&bytes).expect("the value writers write ASCII"));
 }
 
+/// A JSON number's text without an exponent (`-1e-6` → `-0.000001`, `1.5e3` → `1500`), as
+/// decimal fields read it. (JSON readers print small and large doubles with exponents.)
+pub fn plain_number(text: &str) -> Cow<'_, str> {
+    let Some((mantissa, exponent)) = text.split_once(['e', 'E']) else {
+        return Cow::Borrowed(text);
+    };
+    let Ok(exponent) = exponent.parse::<i64>() else {
+        return Cow::Borrowed(text);
+    };
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let point = int.len() as i64 + exponent;
+    if !(-400..=400).contains(&point) {
+        return Cow::Borrowed(text);
+    }
+    let plain = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+    } else {
+        format!(
+            "{}.{}",
+            &digits[..point as usize],
+            &digits[point as usize..]
+        )
+    };
+    let plain = plain.trim_start_matches('0');
+    let plain = if plain.is_empty() || plain.starts_with('.') {
+        format!("0{plain}")
+    } else {
+        plain.to_string()
+    };
+    let plain = match plain.split_once('.') {
+        Some((int, frac)) if frac.trim_end_matches('0').is_empty() => int.to_string(),
+        Some((int, frac)) => format!("{int}.{}", frac.trim_end_matches('0')),
+        None => plain,
+    };
+    Cow::Owned(format!("{sign}{plain}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exponents_of_json_numbers_are_written_out() {
+        assert_eq!(plain_number("-1e-6"), "-0.000001");
+        assert_eq!(plain_number("1.5e3"), "1500");
+        assert_eq!(plain_number("1.25E+1"), "12.5");
+        assert_eq!(plain_number("12.50"), "12.50");
+        assert_eq!(plain_number("1e300").len(), 301);
+    }
 
     fn text(write: impl FnOnce(&mut Vec<u8>)) -> String {
         let mut s = String::new();

@@ -82,7 +82,7 @@ impl JobActor {
                 Some((ErrorCode::InternalError, format!("internal error: {why}"))),
                 None,
             ),
-            done @ (Outcome::Transferred(_) | Outcome::Queried(_) | Outcome::Ran(_)) => {
+            done @ (Outcome::Transferred { .. } | Outcome::Queried(_) | Outcome::Ran(_)) => {
                 (JobStatus::Complete, None, Some(done))
             }
         };

@@ -19,7 +19,11 @@ use crate::store::jobs::JobStatus;
 
 /// How an attempt ended.
 pub enum Outcome {
-    Transferred(u64),
+    /// Rows written, and the file written when the target is a file.
+    Transferred {
+        rows: u64,
+        output_file_id: Option<i32>,
+    },
     Queried(QueryOutput),
     Failed(EngineError),
     /// What the job needs (its row, connections, file) is gone or unusable: the code says
@@ -43,7 +47,7 @@ impl Outcome {
     /// The rows of an outcome that completed its job (`None`: it did not complete).
     pub fn completed_rows(&self) -> Option<u64> {
         match self {
-            Self::Transferred(rows) => Some(*rows),
+            Self::Transferred { rows, .. } => Some(*rows),
             Self::Queried(output) => Some(output.rows.len() as u64),
             Self::Ran(output) => Some(output.rows),
             Self::Failed(_) | Self::Unrunnable(..) | Self::Panicked(_) => None,

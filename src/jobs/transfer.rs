@@ -1,22 +1,137 @@
-//! A transfer attempt: read the job, open its connections, run the pipeline; and saving its
-//! end.
+//! A transfer attempt: read the job, open its endpoints (a connection's query or a file; a
+//! connection's table or a new file), run the pipeline; and saving its end.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
-use super::outcome::{begin, job_runner, load_connection, on_engine, Conclusion, Outcome};
+use super::outcome::{
+    begin, job_runner, load_connection, on_engine, store_failed, Conclusion, Outcome,
+};
 use super::{JobDeps, JobId};
 use crate::codes::ErrorCode;
+use crate::domain::convert::{output_format, read_plan, written_schema, OutputOptions};
 use crate::engine::batch::{Progress, TargetTable};
+use crate::engine::convert::Output;
+use crate::engine::file::{FileRead, FileWrite, Handoff};
 use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
-use crate::engine::{SinkSpec, SourceSpec};
+use crate::engine::types::Column;
+use crate::engine::{ConnectSpec, EngineError, SinkSpec, SourceSpec};
+use crate::storage::bridge::stream_of;
+use crate::storage::{ByteStream, StorageError, Stored};
+use crate::store::files::{NewFile, READY};
+use crate::store::transfers::Transfer;
 
 /// Transfers as a kind of job.
 pub struct TransferJob;
 
 job_runner!(TransferJob);
+
+/// A file the transfer writes: what its record needs.
+struct FileOut {
+    output: Output,
+    to: &'static str,
+    mime: &'static str,
+    /// The columns the sink wrote (set when it starts).
+    columns: Arc<OnceLock<Vec<Column>>>,
+}
+
+/// The transfer's source: a connection's query, or a stored file through its schema.
+async fn reading(
+    deps: &JobDeps,
+    transfer: &Transfer,
+) -> Result<(ConnectSpec, SourceSpec), Outcome> {
+    if let Some(file_id) = transfer.source_file_id {
+        let file = match deps.store.get_file(file_id).await {
+            Ok(Some(file)) if file.status == READY => file,
+            Ok(_) => {
+                return Err(Outcome::Unrunnable(
+                    ErrorCode::FileNotFound,
+                    format!("source file {file_id} no longer exists or is not ready"),
+                ))
+            }
+            Err(e) => return Err(store_failed(e)),
+        };
+        // Checked when queued; the file's schema may have been edited since.
+        let (input, fields) = read_plan(&file, None, None, None)
+            .map_err(|e| Outcome::Failed(EngineError::File(e.detail)))?;
+        let bytes = deps.files.get(&file.storage_key, None).await.map_err(|e| {
+            Outcome::Failed(EngineError::Internal(format!(
+                "reading file {file_id}: {e}"
+            )))
+        })?;
+        let read = FileRead {
+            bytes: Handoff::new(bytes),
+            input,
+            fields,
+        };
+        return Ok((ConnectSpec::file(), SourceSpec::File(read)));
+    }
+    let (Some(source_id), Some(query)) = (transfer.source_id, transfer.query.clone()) else {
+        return Err(Outcome::Unrunnable(
+            ErrorCode::InternalError,
+            "the transfer names neither a source connection and query nor a file".into(),
+        ));
+    };
+    match load_connection(deps, source_id, "source").await {
+        Ok(spec) => Ok((spec, SourceSpec::Query(query))),
+        Err(why) => Err(Outcome::Unrunnable(ErrorCode::ConnectionNotFound, why)),
+    }
+}
+
+/// The transfer's target: a connection's table, or a new file (and the stream of its bytes,
+/// stored while the transfer runs).
+async fn writing(
+    deps: &JobDeps,
+    transfer: &Transfer,
+) -> Result<(ConnectSpec, SinkSpec, Option<(FileOut, ByteStream)>), Outcome> {
+    if let Some(format) = transfer.target_format.as_deref() {
+        let options: Option<OutputOptions> = match transfer.target_options.as_deref() {
+            None => None,
+            Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+                Outcome::Failed(EngineError::Internal(format!(
+                    "the transfer's targetOptions: {e}"
+                )))
+            })?),
+        };
+        let (output, to, mime) = output_format(Some(format), options)
+            .map_err(|e| Outcome::Failed(EngineError::File(e.detail)))?;
+        let (writer, bytes) = stream_of();
+        let columns = Arc::new(OnceLock::new());
+        let write = FileWrite {
+            output,
+            bytes: Handoff::new(writer),
+            columns: columns.clone(),
+        };
+        let out = FileOut {
+            output,
+            to,
+            mime,
+            columns,
+        };
+        return Ok((
+            ConnectSpec::file(),
+            SinkSpec::File(write),
+            Some((out, bytes)),
+        ));
+    }
+    let (Some(target_id), Some(table)) = (transfer.target_id, transfer.target_table.clone()) else {
+        return Err(Outcome::Unrunnable(
+            ErrorCode::InternalError,
+            "the transfer names neither a target connection and table nor a file format".into(),
+        ));
+    };
+    let spec = load_connection(deps, target_id, "target")
+        .await
+        .map_err(|why| Outcome::Unrunnable(ErrorCode::ConnectionNotFound, why))?;
+    let write = SinkSpec::Table(TargetTable {
+        schema: transfer.target_schema.clone(),
+        table,
+        overwrite: transfer.overwrite,
+    });
+    Ok((spec, write, None))
+}
 
 async fn attempt(
     id: i32,
@@ -30,23 +145,19 @@ async fn attempt(
             Ok(started) => started,
             Err(outcome) => return outcome,
         };
-    let source = match load_connection(&deps, transfer.source_id, "source").await {
-        Ok(s) => s,
-        Err(why) => return Outcome::Unrunnable(ErrorCode::ConnectionNotFound, why),
+    let (source, read) = match reading(&deps, &transfer).await {
+        Ok(source) => source,
+        Err(outcome) => return outcome,
     };
-    let target = match load_connection(&deps, transfer.target_id, "target").await {
-        Ok(s) => s,
-        Err(why) => return Outcome::Unrunnable(ErrorCode::ConnectionNotFound, why),
+    let (target, write, file_out) = match writing(&deps, &transfer).await {
+        Ok(target) => target,
+        Err(outcome) => return outcome,
     };
     let request = TransferRequest {
         source,
-        read: SourceSpec::Query(transfer.query.clone()),
+        read,
         target,
-        write: SinkSpec::Table(TargetTable {
-            schema: transfer.target_schema.clone(),
-            table: transfer.target_table.clone(),
-            overwrite: transfer.overwrite,
-        }),
+        write,
         batch_rows: deps.settings.jobs.batch_rows,
         partitioning: transfer
             .partition_column
@@ -58,11 +169,23 @@ async fn attempt(
             }),
     };
     let span = tracing::info_span!("transfer", transfer_id = id, attempt = attempts);
+    let key = uuid::Uuid::new_v4().to_string();
+    let (files, limit) = (deps.files.clone(), deps.settings.files.max_size);
+    let (mut file_out, stream) = file_out.unzip();
     let work = {
         let progress = progress.clone();
+        let key = key.clone();
+        let query = transfer.query.clone().unwrap_or_default();
         async move {
-            super::fail_points::check(&transfer.query);
-            run_transfer(request, progress, cancel).await
+            super::fail_points::check(&query);
+            let transferred = run_transfer(request, progress, cancel);
+            match stream {
+                None => transferred.await.map(|rows| (rows, None)),
+                Some(bytes) => {
+                    let (rows, stored) = tokio::join!(transferred, files.put(&key, bytes, limit));
+                    stored_file(rows, stored)
+                }
+            }
         }
     };
     let result = on_engine(work, span, || {
@@ -74,19 +197,101 @@ async fn attempt(
     })
     .await;
     match result {
-        Ok(Ok(rows)) => Outcome::Transferred(rows),
+        Ok(Ok((rows, None))) => Outcome::Transferred {
+            rows,
+            output_file_id: None,
+        },
+        Ok(Ok((rows, Some(stored)))) => match file_out.take() {
+            Some(out) => publish(&deps, &transfer, &key, out, rows, stored).await,
+            None => Outcome::Failed(EngineError::Internal("a file was written unasked".into())),
+        },
         Ok(Err(e)) => Outcome::Failed(e),
         Err(panic) => Outcome::Panicked(panic),
     }
 }
 
+/// A file target's result: the transfer's rows and what was stored, or the failure's cause.
+fn stored_file(
+    rows: Result<u64, EngineError>,
+    stored: Result<Stored, StorageError>,
+) -> Result<(u64, Option<Stored>), EngineError> {
+    match (rows, stored) {
+        (Ok(rows), Ok(stored)) => Ok((rows, Some(stored))),
+        // The output outgrew the limit (the writer then failed): that is the cause.
+        (_, Err(StorageError::TooLarge { limit })) => Err(EngineError::File(format!(
+            "the output is larger than {limit} bytes (files.max_size)"
+        ))),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(EngineError::Internal(format!("storing the output: {e}"))),
+    }
+}
+
+/// Record the written file (with the schema of the columns written) as the transfer's output.
+async fn publish(
+    deps: &JobDeps,
+    transfer: &Transfer,
+    key: &str,
+    out: FileOut,
+    rows: u64,
+    stored: Stored,
+) -> Outcome {
+    let stem = transfer
+        .source_name
+        .as_deref()
+        .map(|n| n.rsplit_once('.').map_or(n, |(stem, _)| stem))
+        .filter(|n| !n.is_empty())
+        .unwrap_or("transfer");
+    let name = crate::domain::files::validate_name(&format!("{stem}-{}.{}", transfer.id, out.to))
+        .unwrap_or_else(|_| format!("transfer-{}.{}", transfer.id, out.to));
+    let new = NewFile {
+        owner_id: transfer.created_by,
+        name,
+        mime: out.mime.into(),
+        format: Some(out.to.into()),
+        size: stored.size as i64,
+        status: READY,
+        storage_key: key.to_string(),
+        sha256: Some(stored.sha256),
+    };
+    let file = match deps.store.create_file(new).await {
+        Ok(file) => file,
+        Err(e) => {
+            let _ = deps.files.delete(key).await;
+            return store_failed(e);
+        }
+    };
+    let columns = out.columns.get().cloned().unwrap_or_default();
+    let schema = written_schema(&out.output, out.to, &columns, rows);
+    if let Err(e) = deps
+        .store
+        .set_file_schema(file.id, Some(out.to.into()), Ok(schema))
+        .await
+    {
+        return store_failed(e);
+    }
+    Outcome::Transferred {
+        rows,
+        output_file_id: Some(file.id),
+    }
+}
+
 /// Save a transfer's end. Nothing was committed unless it completed, so its rows count 0.
 async fn save(id: i32, deps: &JobDeps, end: Conclusion) -> Result<(), sea_orm::DbErr> {
-    let rows = match end.done {
-        Some(Outcome::Transferred(rows)) => rows,
-        _ => 0,
+    let (rows, output_file_id) = match end.done {
+        Some(Outcome::Transferred {
+            rows,
+            output_file_id,
+        }) => (rows, output_file_id),
+        _ => (0, None),
     };
     deps.store
-        .finish_transfer(id, end.status, end.error, rows, end.bytes_read)
+        .finish_transfer(
+            id,
+            end.status,
+            end.error,
+            rows,
+            end.bytes_read,
+            output_file_id,
+        )
         .await
 }

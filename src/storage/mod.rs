@@ -6,6 +6,7 @@
 //! object appears whole or not at all: `put` writes aside and publishes at the end, and a
 //! multi-part object is readable only after `seal`.
 
+pub mod bridge;
 mod local;
 pub mod remote;
 

@@ -13,17 +13,20 @@ pub type Transfer = transfer::Model;
 
 #[derive(Debug, Clone)]
 pub struct NewTransfer {
-    pub source_id: i32,
-    pub target_id: i32,
-    pub query: String,
+    pub source_id: Option<i32>,
+    pub target_id: Option<i32>,
+    pub query: Option<String>,
     pub target_schema: Option<String>,
-    pub target_table: String,
+    pub target_table: Option<String>,
     pub overwrite: bool,
     pub created_by: i32,
     pub partition_column: Option<String>,
     pub partitions: Option<i32>,
-    pub source_name: String,
-    pub target_name: String,
+    pub source_name: Option<String>,
+    pub target_name: Option<String>,
+    pub source_file_id: Option<i32>,
+    pub target_format: Option<String>,
+    pub target_options: Option<String>,
 }
 
 impl Store {
@@ -46,9 +49,13 @@ impl Store {
             stopped_at: Set(None),
             partition_column: Set(new.partition_column),
             partitions: Set(new.partitions),
-            source_name: Set(Some(new.source_name)),
-            target_name: Set(Some(new.target_name)),
+            source_name: Set(new.source_name),
+            target_name: Set(new.target_name),
             error_code: Set(None),
+            source_file_id: Set(new.source_file_id),
+            target_format: Set(new.target_format),
+            target_options: Set(new.target_options),
+            output_file_id: Set(None),
             ..Default::default()
         }
         .insert(self.db())
@@ -114,6 +121,7 @@ impl Store {
         error: Option<(ErrorCode, String)>,
         rows_written: u64,
         bytes_read: u64,
+        output_file_id: Option<i32>,
     ) -> Result<(), DbErr> {
         let (code, error) = error.map(|(c, e)| (c.code(), e)).unzip();
         transfer::Entity::update_many()
@@ -126,9 +134,18 @@ impl Store {
             )
             .col_expr(transfer::Column::BytesRead, Expr::value(bytes_read as i64))
             .col_expr(transfer::Column::StoppedAt, Expr::value(Utc::now()))
+            .col_expr(transfer::Column::OutputFileId, Expr::value(output_file_id))
             .filter(transfer::Column::Id.eq(id))
             .exec(self.db())
             .await?;
         Ok(())
+    }
+
+    /// Transfers that read a file.
+    pub async fn transfers_of_file(&self, file_id: i32) -> Result<Vec<Transfer>, DbErr> {
+        transfer::Entity::find()
+            .filter(transfer::Column::SourceFileId.eq(file_id))
+            .all(self.db())
+            .await
     }
 }

@@ -14,6 +14,7 @@ mod engine_postgres;
 mod engine_sqlite;
 mod events;
 mod faults;
+mod file_transfers;
 mod files;
 mod metrics;
 mod pairs;

@@ -37,7 +37,7 @@ const SINK_SETUP: &[&str] = &[
 pub async fn run(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineError> {
     let database = ctx
         .target
-        .table()
+        .table()?
         .schema
         .clone()
         .filter(|s| !s.is_empty())
@@ -48,7 +48,7 @@ pub async fn run(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineErro
             )
         })?;
     check_ident("database", &database)?;
-    check_ident("table", &ctx.target.table().table)?;
+    check_ident("table", &ctx.target.table()?.table)?;
     for c in &ctx.columns {
         check_ident("column", &c.name)?;
     }
@@ -222,7 +222,7 @@ async fn write(
         copy_offer: _,
     } = ctx;
     let io = spec.timeouts.io;
-    let target = target.table();
+    let target = target.table()?;
     let table = target.table.as_str();
     let folded = ensure_database(conn, database, undo, io).await?;
     let place = Place {

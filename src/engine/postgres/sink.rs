@@ -111,7 +111,7 @@ async fn write<'a>(
     io: Duration,
 ) -> Result<Loaded<'a>, EngineError> {
     let columns = ctx.columns.clone();
-    let target = ctx.target.table().clone();
+    let target = ctx.target.table()?.clone();
     if let Some(schema) = &target.schema {
         check_ident("schema", schema)?;
     }

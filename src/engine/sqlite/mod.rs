@@ -251,7 +251,7 @@ impl Connector for Sqlite {
         source: &SourceSpec,
         carrier: Carrier,
     ) -> Result<Box<dyn SourceReader>, EngineError> {
-        let SourceSpec::Query(query) = source;
+        let query = source.query()?;
         Ok(Box::new(source::open(spec, query, carrier).await?))
     }
 

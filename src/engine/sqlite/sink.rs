@@ -39,14 +39,14 @@ pub async fn run(spec: &ConnectSpec, ctx: SinkContext) -> Result<u64, EngineErro
         .path
         .clone()
         .ok_or_else(|| target_message("no database file path"))?;
-    if let Some(schema) = ctx.target.table().schema.as_deref() {
+    if let Some(schema) = ctx.target.table()?.schema.as_deref() {
         if !schema.is_empty() && !schema.eq_ignore_ascii_case("main") {
             return Err(EngineError::Schema(format!(
                 "SQLite has no schemas: the target schema must be empty or \"main\", not {schema:?}"
             )));
         }
     }
-    quote_ident(&ctx.target.table().table)?;
+    quote_ident(&ctx.target.table()?.table)?;
     for c in &ctx.columns {
         quote_ident(&c.name)?;
         dialect::column_ddl(c)?;
@@ -295,7 +295,7 @@ fn load(
     limit: Duration,
 ) -> Result<Committed, EngineError> {
     begin(conn, &ctx.cancel, limit)?;
-    let table = ctx.target.table().table.clone();
+    let table = ctx.target.table()?.table.clone();
     let (insert_table, affinities, swap) = destination(conn, ctx, &table)?;
     let written = insert_all(conn, ctx, runtime, &insert_table, affinities)?;
     if swap {
@@ -311,7 +311,7 @@ fn destination(
     ctx: &SinkContext,
     table: &str,
 ) -> Result<(String, Vec<Affinity>, bool), EngineError> {
-    let overwrite = ctx.target.table().overwrite;
+    let overwrite = ctx.target.table()?.overwrite;
     let table = table.to_string();
     Ok(match existing(conn, &table)? {
         Existing::Table { columns } if !overwrite => {

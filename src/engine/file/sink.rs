@@ -1,0 +1,194 @@
+//! A transfer's rows written as a file: each batch's values as text in the output format, on
+//! the blocking pool, into the byte stream the caller stores. The stream ends cleanly only
+//! after `End`; a failure or a cancel ends it with an error, so the caller keeps no half file.
+
+use std::borrow::Cow;
+use std::io::BufWriter;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Time64MicrosecondType, TimestampMicrosecondType, UInt64Type,
+};
+use arrow_array::Array;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use super::FileWrite;
+use crate::engine::batch::{copy_not_offered, Message, SinkContext};
+use crate::engine::convert::{io_error, Cell, Writer};
+use crate::engine::query::{date_text, decimal128_text, time_text, timestamp_text};
+use crate::engine::types::LogicalType;
+use crate::engine::EngineError;
+
+/// Write everything the channel brings; the rows written.
+pub async fn run(ctx: SinkContext, write: FileWrite) -> Result<u64, EngineError> {
+    let mut out = write
+        .bytes
+        .take()
+        .ok_or_else(|| EngineError::Internal("the output file was already written".into()))?;
+    let _ = write.columns.set(ctx.columns.clone());
+    let cancel = ctx.cancel.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let result = write_all(ctx, write.output, &mut out);
+        if let Err(e) = &result {
+            out.fail(&e.to_string());
+        }
+        result
+    });
+    tokio::select! {
+        biased;
+        // The writer stops at its next batch (the channel closes when the sources stop).
+        _ = cancel.cancelled() => Err(EngineError::Cancelled),
+        done = work => done
+            .map_err(|e| EngineError::Internal(format!("the file writer stopped: {e}")))?,
+    }
+}
+
+fn write_all(
+    mut ctx: SinkContext,
+    output: crate::engine::convert::Output,
+    out: &mut crate::storage::bridge::StreamWriter,
+) -> Result<u64, EngineError> {
+    let names: Vec<&str> = ctx.columns.iter().map(|c| c.name.as_str()).collect();
+    // JSON readers hold numbers as doubles: decimals a double cannot hold exactly are strings.
+    let json = !matches!(output, crate::engine::convert::Output::Csv(_));
+    let types: Vec<&LogicalType> = ctx.columns.iter().map(|c| &c.ty).collect();
+    let mut writer = Writer::new(BufWriter::with_capacity(256 << 10, &mut *out), output);
+    writer.start(&names).map_err(io_error)?;
+    let mut rows = 0u64;
+    loop {
+        let batch = match ctx.rx.blocking_recv() {
+            Some(Message::Batch(batch)) => batch,
+            Some(Message::Copy(_)) => return Err(copy_not_offered()),
+            Some(Message::End) => break,
+            // The sources stopped without `End`: failed or cancelled.
+            None => return Err(EngineError::Cancelled),
+        };
+        if ctx.cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let mut cells: Vec<Cell<'_>> = Vec::with_capacity(names.len());
+        for row in 0..batch.num_rows() {
+            cells.clear();
+            for (array, ty) in batch.columns().iter().zip(&types) {
+                cells.push(cell(array.as_ref(), ty, row, json).map_err(|message| {
+                    EngineError::Value {
+                        column: names[cells.len()].to_string(),
+                        row: rows + 1,
+                        message,
+                    }
+                })?);
+            }
+            writer.record(&names, &cells).map_err(io_error)?;
+            rows += 1;
+        }
+        ctx.progress.add_written(batch.num_rows() as u64);
+    }
+    writer.finish().map_err(io_error)?;
+    Ok(rows)
+}
+
+fn literal(text: String) -> Cell<'static> {
+    Cell::Literal(Cow::Owned(text))
+}
+
+fn text(text: String) -> Cell<'static> {
+    Cell::Text(Cow::Owned(text))
+}
+
+fn float(v: f64) -> Cell<'static> {
+    if v.is_finite() {
+        literal(v.to_string())
+    } else if v.is_nan() {
+        text("NaN".into())
+    } else if v > 0.0 {
+        text("Infinity".into())
+    } else {
+        text("-Infinity".into())
+    }
+}
+
+/// The significant digits of decimal text.
+fn significant_digits(text: &str) -> usize {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits.trim_start_matches('0').len()
+}
+
+/// One value as a file holds it: numbers and booleans bare, everything else as text (bytes as
+/// base64, times as ISO 8601), JSON embedded. In JSON (`json`), a decimal of more than 15
+/// significant digits is a string, so that readers that hold numbers as doubles keep it exact.
+fn cell<'a>(
+    array: &'a dyn Array,
+    ty: &LogicalType,
+    row: usize,
+    json: bool,
+) -> Result<Cell<'a>, String> {
+    if array.is_null(row) {
+        return Ok(Cell::Null);
+    }
+    Ok(match ty {
+        LogicalType::Boolean => Cell::Literal(Cow::Borrowed(if array.as_boolean().value(row) {
+            "true"
+        } else {
+            "false"
+        })),
+        LogicalType::Int16 => literal(array.as_primitive::<Int16Type>().value(row).to_string()),
+        LogicalType::Int32 => literal(array.as_primitive::<Int32Type>().value(row).to_string()),
+        LogicalType::Int64 => literal(array.as_primitive::<Int64Type>().value(row).to_string()),
+        LogicalType::UInt64 => literal(array.as_primitive::<UInt64Type>().value(row).to_string()),
+        LogicalType::Float32 => {
+            let v = array.as_primitive::<Float32Type>().value(row);
+            // The shortest text that reads back as the same single-precision value.
+            if v.is_finite() {
+                literal(v.to_string())
+            } else {
+                float(f64::from(v))
+            }
+        }
+        LogicalType::Float64 => float(array.as_primitive::<Float64Type>().value(row)),
+        LogicalType::Decimal { scale, .. } => {
+            let v = decimal128_text(array.as_primitive::<Decimal128Type>().value(row), *scale);
+            if json && significant_digits(&v) > 15 {
+                text(v)
+            } else {
+                literal(v)
+            }
+        }
+        LogicalType::BigDecimal { .. } => {
+            let v = array.as_string::<i32>().value(row);
+            if v.bytes().any(|b| b.is_ascii_alphabetic()) || (json && significant_digits(v) > 15) {
+                Cell::Text(Cow::Borrowed(v))
+            } else {
+                Cell::Literal(Cow::Borrowed(v))
+            }
+        }
+        LogicalType::Json => Cell::Json(Cow::Borrowed(array.as_string::<i32>().value(row))),
+        LogicalType::Text { .. }
+        | LogicalType::Array { .. }
+        | LogicalType::Interval
+        | LogicalType::Other { .. } => {
+            Cell::Text(Cow::Borrowed(array.as_string::<i32>().value(row)))
+        }
+        LogicalType::Binary { .. } | LogicalType::PgRaw { .. } => {
+            text(B64.encode(array.as_binary::<i32>().value(row)))
+        }
+        LogicalType::Date => text(date_text(array.as_primitive::<Date32Type>().value(row))),
+        LogicalType::Time => text(time_text(
+            array.as_primitive::<Time64MicrosecondType>().value(row),
+        )),
+        LogicalType::Timestamp => text(timestamp_text(
+            array.as_primitive::<TimestampMicrosecondType>().value(row),
+            false,
+        )),
+        LogicalType::TimestampTz => text(timestamp_text(
+            array.as_primitive::<TimestampMicrosecondType>().value(row),
+            true,
+        )),
+        LogicalType::Uuid => {
+            let bytes = array.as_fixed_size_binary().value(row);
+            let uuid = uuid::Uuid::from_slice(bytes).map_err(|e| e.to_string())?;
+            text(uuid.hyphenated().to_string())
+        }
+    })
+}

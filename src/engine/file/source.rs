@@ -1,0 +1,407 @@
+//! A file read as a source: its records parsed on the blocking pool, each field's values
+//! checked against the field's type and gathered into Arrow batches (cut at the batch's rows
+//! or `MAX_BATCH_BYTES`), which travel to the sink like a database's. A value that does not fit
+//! its field fails the transfer with its line and field.
+
+use std::cell::Cell;
+use std::io::Read;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder,
+    Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::SchemaRef;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+use super::{columns, FileRead};
+use crate::engine::batch::{Message, SourceContext, MAX_BATCH_BYTES};
+use crate::engine::convert::{
+    field_value, file_error, read_records, Field, Input, Place, Raw, Record,
+};
+use crate::engine::infer::FieldType;
+use crate::engine::types::{arrow_schema, Column};
+use crate::engine::values::plain_number;
+use crate::engine::{EngineError, SourceReader};
+use crate::storage::bridge::StreamReader;
+use crate::storage::ByteStream;
+
+/// An opened file source.
+pub struct FileSource {
+    bytes: ByteStream,
+    input: Input,
+    fields: Vec<Field>,
+    columns: Vec<Column>,
+}
+
+impl FileSource {
+    /// The source of `read` (its bytes can be read once).
+    pub fn open(read: &FileRead) -> Result<Self, EngineError> {
+        let bytes = read
+            .bytes
+            .take()
+            .ok_or_else(|| EngineError::Internal("the file was already read".into()))?;
+        Ok(Self {
+            bytes,
+            input: read.input.clone(),
+            fields: read.fields.clone(),
+            columns: columns(&read.fields),
+        })
+    }
+}
+
+impl SourceReader for FileSource {
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn set_columns(&mut self, columns: Vec<Column>) {
+        self.columns = columns;
+    }
+
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), EngineError>> {
+        Box::pin(async move {
+            let FileSource {
+                bytes,
+                input,
+                fields,
+                columns,
+            } = *self;
+            let reader = StreamReader::new(bytes);
+            let schema = arrow_schema(&columns);
+            let cancel = ctx.cancel.clone();
+            let work = tokio::task::spawn_blocking(move || {
+                read_batches(reader, &input, &fields, schema, &ctx)?;
+                Ok::<_, EngineError>(ctx)
+            });
+            let ctx = tokio::select! {
+                biased;
+                // The blocking reader notices the cancellation at its next batch.
+                _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                done = work => done
+                    .map_err(|e| EngineError::Internal(format!("the file reader stopped: {e}")))??,
+            };
+            ctx.finish().await
+        })
+    }
+}
+
+/// Counts the bytes read into a cell the batch writer reads (for progress).
+struct Counted<'c, R> {
+    inner: R,
+    bytes: &'c Cell<u64>,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.set(self.bytes.get() + n as u64);
+        Ok(n)
+    }
+}
+
+fn read_batches(
+    reader: StreamReader,
+    input: &Input,
+    fields: &[Field],
+    schema: SchemaRef,
+    ctx: &SourceContext,
+) -> Result<(), EngineError> {
+    let mut builders: Vec<Builder> = fields.iter().map(|f| Builder::new(f.field_type)).collect();
+    let (mut rows, mut bytes, mut reported) = (0usize, 0usize, 0u64);
+    let read_bytes = Cell::new(0u64);
+    let mut send = |builders: &mut [Builder]| -> Result<(), EngineError> {
+        if ctx.cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let arrays: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
+        let batch = RecordBatch::try_new(schema.clone(), arrays)
+            .map_err(|e| EngineError::Internal(format!("a file batch: {e}")))?;
+        ctx.progress.add_read(read_bytes.get() - reported);
+        reported = read_bytes.get();
+        ctx.tx
+            .blocking_send(Message::Batch(batch))
+            .map_err(|_| EngineError::Cancelled)
+    };
+    let mut emit = |place: Place, record: Record<'_>| {
+        for (field, builder) in fields.iter().zip(builders.iter_mut()) {
+            let raw = field_value(&record, field, place)?;
+            bytes += builder
+                .push(raw, field.field_type)
+                .map_err(|why| file_error(place, format!("field {:?}: {why}", field.name)))?;
+        }
+        rows += 1;
+        if rows >= ctx.batch_rows || bytes >= MAX_BATCH_BYTES {
+            send(&mut builders)?;
+            (rows, bytes) = (0, 0);
+        }
+        Ok(())
+    };
+    let counted = Counted {
+        inner: reader,
+        bytes: &read_bytes,
+    };
+    read_records(counted, input, &mut emit)?;
+    if rows > 0 {
+        send(&mut builders)?;
+    }
+    Ok(())
+}
+
+/// An Arrow builder for one field's values.
+enum Builder {
+    Boolean(BooleanBuilder),
+    Integer(Int32Builder),
+    BigInt(Int64Builder),
+    Float(Float64Builder),
+    Decimal(Decimal128Builder),
+    Text(StringBuilder),
+    Bytes(BinaryBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Uuid(FixedSizeBinaryBuilder),
+}
+
+fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date")
+}
+
+/// Decimal text (`-12.50`) as the integer of `scale` digits after the point, when it fits
+/// `precision`.
+fn decimal(text: &str, precision: u32, scale: u32) -> Option<i128> {
+    let negative = text.starts_with('-');
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let numeric = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    let int = int.trim_start_matches('0');
+    if !numeric || frac.len() as u32 > scale || int.len() as u32 > precision - scale {
+        return None;
+    }
+    let mut value: i128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        value = value * 10 + i128::from(b - b'0');
+    }
+    value *= 10i128.pow(scale - frac.len() as u32);
+    Some(if negative { -value } else { value })
+}
+
+fn timestamp(text: &str) -> Option<i64> {
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+fn timestamptz(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1))
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+impl Builder {
+    fn new(t: FieldType) -> Self {
+        match t {
+            FieldType::Boolean => Self::Boolean(BooleanBuilder::new()),
+            FieldType::Integer => Self::Integer(Int32Builder::new()),
+            FieldType::BigInt => Self::BigInt(Int64Builder::new()),
+            FieldType::Float => Self::Float(Float64Builder::new()),
+            FieldType::Decimal { precision, scale } => Self::Decimal(
+                Decimal128Builder::new()
+                    .with_precision_and_scale(precision as u8, scale as i8)
+                    .expect("field types hold valid decimals"),
+            ),
+            FieldType::Text | FieldType::Json => Self::Text(StringBuilder::new()),
+            FieldType::Bytes => Self::Bytes(BinaryBuilder::new()),
+            FieldType::Date => Self::Date(Date32Builder::new()),
+            FieldType::Timestamp => Self::Timestamp(TimestampMicrosecondBuilder::new()),
+            FieldType::TimestampTz => {
+                Self::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            }
+            FieldType::Uuid => Self::Uuid(FixedSizeBinaryBuilder::new(16)),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Boolean(b) => Arc::new(b.finish()),
+            Self::Integer(b) => Arc::new(b.finish()),
+            Self::BigInt(b) => Arc::new(b.finish()),
+            Self::Float(b) => Arc::new(b.finish()),
+            Self::Decimal(b) => Arc::new(b.finish()),
+            Self::Text(b) => Arc::new(b.finish()),
+            Self::Bytes(b) => Arc::new(b.finish()),
+            Self::Date(b) => Arc::new(b.finish()),
+            Self::Timestamp(b) => Arc::new(b.finish()),
+            Self::Uuid(b) => Arc::new(b.finish()),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Self::Boolean(b) => b.append_null(),
+            Self::Integer(b) => b.append_null(),
+            Self::BigInt(b) => b.append_null(),
+            Self::Float(b) => b.append_null(),
+            Self::Decimal(b) => b.append_null(),
+            Self::Text(b) => b.append_null(),
+            Self::Bytes(b) => b.append_null(),
+            Self::Date(b) => b.append_null(),
+            Self::Timestamp(b) => b.append_null(),
+            Self::Uuid(b) => b.append_null(),
+        }
+    }
+
+    /// Add a value of type `t`; the bytes it takes, or why it does not fit.
+    fn push(&mut self, raw: Raw<'_>, t: FieldType) -> Result<usize, String> {
+        let owned;
+        let text = match raw {
+            Raw::Null | Raw::Json(Value::Null) => {
+                self.push_null();
+                return Ok(1);
+            }
+            Raw::Text(text) => text,
+            Raw::Json(value) => match (value, t) {
+                (Value::String(s), _) if t != FieldType::Json => s.as_str(),
+                (Value::Bool(b), FieldType::Boolean) => {
+                    if let Self::Boolean(builder) = self {
+                        builder.append_value(*b);
+                    }
+                    return Ok(1);
+                }
+                (Value::Number(n), FieldType::Decimal { .. }) => {
+                    owned = plain_number(&n.to_string()).into_owned();
+                    &owned
+                }
+                (Value::Bool(_), FieldType::Text | FieldType::Json)
+                | (Value::Number(_), _)
+                | (Value::Array(_) | Value::Object(_), FieldType::Text | FieldType::Json) => {
+                    owned = value.to_string();
+                    &owned
+                }
+                (Value::String(s), _) => {
+                    owned = Value::String(s.clone()).to_string();
+                    &owned
+                }
+                (v, t) => return Err(format!("{v} is not a {}", t.name())),
+            },
+        };
+        let bad = || format!("{text:?} is not a {}", t.name());
+        let trimmed = text.trim();
+        match self {
+            Self::Boolean(b) => match trimmed.to_ascii_lowercase().as_str() {
+                "true" => b.append_value(true),
+                "false" => b.append_value(false),
+                _ => return Err(bad()),
+            },
+            Self::Integer(b) => b.append_value(trimmed.parse().map_err(|_| bad())?),
+            Self::BigInt(b) => b.append_value(trimmed.parse().map_err(|_| bad())?),
+            Self::Float(b) => {
+                let v: f64 = trimmed.parse().map_err(|_| bad())?;
+                if !v.is_finite() {
+                    return Err(bad());
+                }
+                b.append_value(v)
+            }
+            Self::Decimal(b) => {
+                let FieldType::Decimal { precision, scale } = t else {
+                    return Err(bad());
+                };
+                b.append_value(decimal(trimmed, precision, scale).ok_or_else(bad)?)
+            }
+            Self::Text(b) => {
+                if t == FieldType::Json {
+                    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|_| bad())?;
+                }
+                b.append_value(text)
+            }
+            Self::Bytes(b) => b.append_value(
+                B64.decode(trimmed)
+                    .map_err(|_| format!("{text:?} is not bytes (bytes are written as base64)"))?,
+            ),
+            Self::Date(b) => {
+                let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map_err(|_| bad())?;
+                b.append_value((date - epoch()).num_days() as i32)
+            }
+            Self::Timestamp(b) => {
+                let micros = if t == FieldType::TimestampTz {
+                    timestamptz(trimmed)
+                } else {
+                    timestamp(trimmed)
+                };
+                b.append_value(micros.ok_or_else(bad)?)
+            }
+            Self::Uuid(b) => {
+                let uuid = uuid::Uuid::parse_str(trimmed).map_err(|_| bad())?;
+                b.append_value(uuid.as_bytes())
+                    .map_err(|e| format!("{text:?}: {e}"))?
+            }
+        }
+        Ok(text.len().max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_text_becomes_its_scaled_integer_or_is_refused() {
+        assert_eq!(decimal("12.5", 5, 2), Some(1250));
+        assert_eq!(decimal("-0.01", 5, 2), Some(-1));
+        assert_eq!(decimal("+007", 3, 0), Some(7));
+        assert_eq!(decimal("1234", 5, 2), None);
+        assert_eq!(decimal("1.234", 5, 2), None);
+        assert_eq!(decimal("1e3", 5, 2), None);
+        assert_eq!(decimal(".5", 5, 2), None);
+    }
+
+    #[test]
+    fn values_of_every_field_type_build_arrow_arrays() {
+        let cases: &[(FieldType, &str)] = &[
+            (FieldType::Boolean, "TRUE"),
+            (FieldType::Integer, " 42 "),
+            (FieldType::BigInt, "9223372036854775807"),
+            (FieldType::Float, "-0.5"),
+            (FieldType::Date, "2024-02-29"),
+            (FieldType::Timestamp, "2024-02-29T10:11:12.5"),
+            (FieldType::TimestampTz, "2024-02-29 10:11:12+02:00"),
+            (FieldType::Uuid, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            (FieldType::Json, "{\"a\":[1,2]}"),
+            (FieldType::Bytes, "AAEC"),
+        ];
+        for (t, text) in cases {
+            let mut builder = Builder::new(*t);
+            builder.push(Raw::Text(text), *t).unwrap();
+            builder.push(Raw::Null, *t).unwrap();
+            let array = builder.finish();
+            assert_eq!(array.len(), 2, "{t:?}");
+            assert_eq!(array.null_count(), 1, "{t:?}");
+            assert_eq!(array.data_type(), &t.logical().arrow_type(), "{t:?}");
+        }
+        let mut builder = Builder::new(FieldType::TimestampTz);
+        builder
+            .push(
+                Raw::Text("1970-01-01 02:00:00+02:00"),
+                FieldType::TimestampTz,
+            )
+            .unwrap();
+        let array = builder.finish();
+        let values = array
+            .as_any()
+            .downcast_ref::<arrow_array::TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(values.value(0), 0);
+        let err = Builder::new(FieldType::Integer)
+            .push(Raw::Text("3.5"), FieldType::Integer)
+            .unwrap_err();
+        assert!(err.contains("3.5"), "{err}");
+    }
+}
