@@ -43,7 +43,7 @@ pub struct Model {
     pub error_code: Option<String>,
     /// The file read instead of a query.
     pub source_file_id: Option<i32>,
-    /// The format of the file written instead of a table (csv, json, jsonl).
+    /// The format of the file written instead of a table (csv, json, jsonl, parquet).
     #[sea_orm(column_type = "Text", nullable)]
     pub target_format: Option<String>,
     /// How that file is written, as JSON.

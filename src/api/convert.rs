@@ -209,8 +209,8 @@ pub async fn answer_output(
     let (to, mime) = (plan.to, plan.mime);
     let key = new_key();
     let (records, stored) = run(
-        state.files.as_ref(),
-        &conversion.file.storage_key,
+        &state.files,
+        &conversion.file,
         plan,
         state.spool.as_ref(),
         &key,

@@ -492,7 +492,7 @@ pub async fn set_schema(
     let detected = file.schema.clone().filter(serde_json::Value::is_object);
     let columns = detected
         .as_ref()
-        .filter(|s| s["format"] == "csv")
+        .filter(|s| s["format"] == "csv" || s["format"] == "parquet")
         .and_then(|s| s["fields"].as_array().map(Vec::len));
     let fields = validate_fields(body.into_inner().schema, file.format.as_deref(), columns)?;
     let mut schema = detected.unwrap_or_else(|| serde_json::json!({ "format": file.format }));

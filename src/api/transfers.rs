@@ -37,7 +37,7 @@ pub struct TransferView {
     /// The table written (null when a file is written).
     pub target_table: Option<String>,
     pub overwrite: bool,
-    /// The format of the file written instead of a table: `csv`, `json` or `jsonl`.
+    /// The format of the file written instead of a table: `csv`, `json`, `jsonl` or `parquet`.
     pub target_format: Option<String>,
     /// How that file is written (`separator`, `quote`, `header` for csv).
     #[schema(value_type = Option<Object>)]
@@ -128,8 +128,8 @@ pub struct CreateTransfer {
     #[serde(alias = "source_file_id")]
     #[schema(value_type = Option<i32>, example = 7)]
     pub source_file_id: Option<IdInput>,
-    /// Write a new file of this format instead of a table: `csv`, `json` or `jsonl`; instead
-    /// of `targetId` and `targetTable` (alias `target_format`).
+    /// Write a new file of this format instead of a table: `csv`, `json`, `jsonl` or
+    /// `parquet`; instead of `targetId` and `targetTable` (alias `target_format`).
     #[serde(alias = "target_format")]
     #[schema(example = "csv")]
     pub target_format: Option<String>,

@@ -2,6 +2,8 @@
 //! (or the one given), and the run of it from storage to storage, streamed both ways through
 //! the engine's converter on the blocking pool.
 
+use std::sync::{Arc, OnceLock};
+
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
@@ -9,11 +11,15 @@ use utoipa::ToSchema;
 use super::files::{validate_fields, FieldInput};
 use super::DomainError;
 use crate::codes::ErrorCode;
+use crate::engine::batch::{Progress, SinkSpec, SourceSpec};
 use crate::engine::convert::{convert, CsvInput, CsvOutput, Field, FieldPath, Input, Output};
-use crate::engine::file::field_type as file_field_type;
+use crate::engine::file::parquet::Ranged;
+use crate::engine::file::{field_type as file_field_type, FileBytes, FileRead, FileWrite, Handoff};
 use crate::engine::infer::{DetectedField, FieldType};
 use crate::engine::json::path::{JsonPath, Step};
+use crate::engine::pipeline::{run_transfer, TransferRequest};
 use crate::engine::types::Column;
+use crate::engine::ConnectSpec;
 use crate::engine::EngineError;
 use crate::storage::bridge::{stream_of, StreamReader};
 use crate::storage::{FileStorage, StorageError, Stored};
@@ -23,9 +29,9 @@ use crate::store::files::File;
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConvertOptions {
-    /// The input format (`csv`, `json`, `jsonl`); default: the file's.
+    /// The input format (`csv`, `json`, `jsonl`, `parquet`); default: the file's.
     pub from: Option<String>,
-    /// The output format: `csv`, `json` or `jsonl`.
+    /// The output format: `csv`, `json`, `jsonl` or `parquet`.
     pub to: Option<String>,
     /// The fields to write, in order (default: the file's schema).
     pub schema: Option<Vec<FieldInput>>,
@@ -148,18 +154,19 @@ pub fn output_format(
         Some("csv") => ("csv", "text/csv"),
         Some("json") => ("json", "application/json"),
         Some("jsonl") => ("jsonl", "application/x-ndjson"),
+        Some("parquet") => ("parquet", "application/vnd.apache.parquet"),
         Some(other) => {
             return Err(option_error(
                 "to",
                 format!(
-                "{other:?}: Sluice writes csv, json or jsonl (sql and parquet are not there yet)"
-            ),
+                    "{other:?}: Sluice writes csv, json, jsonl or parquet (sql is not there yet)"
+                ),
             ))
         }
         None => {
             return Err(option_error(
                 "to",
-                "options[to] is required: csv, json or jsonl",
+                "options[to] is required: csv, json, jsonl or parquet",
             ))
         }
     };
@@ -182,6 +189,7 @@ pub fn output_format(
                 .map_or(Ok(true), |h| flag("output][header", &h))?,
         }),
         "json" => Output::Json,
+        "parquet" => Output::Parquet,
         _ => Output::JsonLines,
     };
     Ok((output, to, mime))
@@ -228,17 +236,18 @@ pub fn read_plan(
         }
         "json" => Input::Json,
         "jsonl" => Input::JsonLines,
+        "parquet" => Input::Parquet,
         other => {
             return Err(option_error(
                 "from",
-                format!("{other:?}: Sluice reads csv, json or jsonl"),
+                format!("{other:?}: Sluice reads csv, json, jsonl or parquet"),
             ))
         }
     };
     let detected: Vec<DetectedField> = match schema_given {
         Some(given) => {
             let columns = schema
-                .filter(|s| s["format"] == "csv")
+                .filter(|s| s["format"] == "csv" || s["format"] == "parquet")
                 .and_then(|s| s["fields"].as_array().map(Vec::len));
             validate_fields(given, Some(from.as_str()), columns)?
         }
@@ -263,6 +272,23 @@ pub fn read_plan(
     Ok((input, fields))
 }
 
+/// How a source reads `file`'s bytes for `input`: streamed, or by range (Parquet).
+pub async fn file_bytes(
+    files: Arc<dyn FileStorage>,
+    file: &File,
+    input: &Input,
+) -> Result<FileBytes, EngineError> {
+    if input.is_columnar() {
+        let ranged = Ranged::new(files, file.storage_key.clone(), file.size.max(0) as u64);
+        return Ok(FileBytes::Ranged(ranged));
+    }
+    let stream = files
+        .get(&file.storage_key, None)
+        .await
+        .map_err(|e| EngineError::Internal(format!("reading file {}: {e}", file.id)))?;
+    Ok(FileBytes::Stream(Handoff::new(stream)))
+}
+
 /// The schema of a file written from `columns` (`rows` of them), in the shape detection
 /// records: every field's type is the column's own, not one guessed from the values.
 pub fn written_schema(
@@ -277,7 +303,7 @@ pub fn written_schema(
         .enumerate()
         .map(|(i, c)| {
             let path = match output {
-                Output::Csv(_) => i.to_string(),
+                Output::Csv(_) | Output::Parquet => i.to_string(),
                 _ => format!("{root}{}", Step::Key(c.name.clone())),
             };
             serde_json::json!({
@@ -290,7 +316,7 @@ pub fn written_schema(
         .collect();
     let mut schema = serde_json::json!({
         "format": to,
-        "encoding": "utf-8",
+        "encoding": if output.is_columnar() { "binary" } else { "utf-8" },
         "fields": fields,
         "sampledRows": rows,
         "wholeFile": true,
@@ -316,7 +342,7 @@ fn field(f: DetectedField, input: &Input) -> Result<Field, DomainError> {
     let field_type = FieldType::parse(&f.field_type)
         .ok_or_else(|| bad(format!("{:?} is not a type", f.field_type)))?;
     let path = match input {
-        Input::Csv(_) => FieldPath::Column(
+        Input::Csv(_) | Input::Parquet => FieldPath::Column(
             f.path
                 .parse()
                 .map_err(|_| bad(format!("{:?} is not a column index", f.path)))?,
@@ -337,19 +363,50 @@ fn field(f: DetectedField, input: &Input) -> Result<Field, DomainError> {
     })
 }
 
-/// Convert the stored object `source` by `plan` into the object `target` of `into` (at most
+/// Rows of a conversion to batch when it goes through Arrow (Parquet on either side).
+const COLUMNAR_BATCH_ROWS: usize = 65_536;
+
+/// Convert the stored file `source` by `plan` into the object `target` of `into` (at most
 /// `limit` bytes): the records written and what was stored. A failure leaves no `target`.
+/// Text to text goes a record at a time; Parquet on either side goes through Arrow batches,
+/// the same pipeline as a transfer between files.
 pub async fn run(
-    from: &dyn FileStorage,
-    source: &str,
+    from: &Arc<dyn FileStorage>,
+    source: &File,
     plan: Plan,
     into: &dyn FileStorage,
     target: &str,
     limit: u64,
     cancel: CancellationToken,
 ) -> Result<(u64, Stored), EngineError> {
+    if plan.input.is_columnar() || plan.output.is_columnar() {
+        let bytes = file_bytes(from.clone(), source, &plan.input).await?;
+        let (writer, output) = stream_of();
+        let request = TransferRequest {
+            source: ConnectSpec::file(),
+            read: SourceSpec::File(FileRead {
+                bytes,
+                input: plan.input,
+                fields: plan.fields,
+            }),
+            target: ConnectSpec::file(),
+            write: SinkSpec::File(FileWrite {
+                output: plan.output,
+                bytes: Handoff::new(writer),
+                columns: Arc::new(OnceLock::new()),
+            }),
+            batch_rows: COLUMNAR_BATCH_ROWS,
+            partitioning: None,
+        };
+        let progress = Arc::new(Progress::default());
+        let (rows, stored) = tokio::join!(
+            run_transfer(request, progress, cancel),
+            into.put(target, output, limit)
+        );
+        return stored_output(rows, stored);
+    }
     let bytes = from
-        .get(source, None)
+        .get(&source.storage_key, None)
         .await
         .map_err(|e| EngineError::Internal(format!("reading the file: {e}")))?;
     let reader = StreamReader::new(bytes);
@@ -372,8 +429,17 @@ pub async fn run(
     let (stored, converted) = tokio::join!(into.put(target, output, limit), work);
     let converted =
         converted.map_err(|e| EngineError::Internal(format!("the conversion stopped: {e}")))?;
-    match (converted, stored) {
-        // The output outgrew the limit (the converter then failed to write): that is the cause.
+    stored_output(converted, stored)
+}
+
+/// The end of writing an output while storing it: the records and what was stored, or the
+/// cause of the failure.
+pub fn stored_output(
+    written: Result<u64, EngineError>,
+    stored: Result<Stored, StorageError>,
+) -> Result<(u64, Stored), EngineError> {
+    match (written, stored) {
+        // The output outgrew the limit (the writer then failed to write): that is the cause.
         (_, Err(StorageError::TooLarge { limit })) => Err(EngineError::File(format!(
             "the output is larger than {limit} bytes (files.max_size)"
         ))),

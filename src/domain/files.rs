@@ -1,6 +1,8 @@
 //! Files: what a file name may be, what its name says of its type, and the rules of chunked
 //! uploads.
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -8,7 +10,8 @@ use utoipa::ToSchema;
 use super::DomainError;
 use crate::codes::ErrorCode;
 use crate::engine::detect::{detect_schema, SAMPLE_BYTES};
-use crate::engine::infer::{DetectedField, FieldType};
+use crate::engine::file::parquet::Ranged;
+use crate::engine::infer::{Detected, DetectedField, FieldType};
 use crate::engine::json::path::{JsonPath, Step};
 use crate::storage::FileStorage;
 use crate::store::files::File;
@@ -178,7 +181,7 @@ pub fn validate_fields(
         let path = match field.path {
             Some(path) => check_path(&path, format, columns)
                 .map_err(|why| DomainError::validation(&at("path"), why))?,
-            None if format == Some("csv") => i.to_string(),
+            None if matches!(format, Some("csv" | "parquet")) => i.to_string(),
             None if format == Some("json") => {
                 JsonPath(vec![Step::Each, Step::Key(name.clone())]).to_string()
             }
@@ -217,10 +220,17 @@ fn check_path(path: &str, format: Option<&str>, columns: Option<usize>) -> Resul
 /// afterwards.
 pub async fn detect(
     store: &Store,
-    files: &dyn FileStorage,
+    files: &Arc<dyn FileStorage>,
     file: &File,
 ) -> Result<File, DomainError> {
     let size = file.size.max(0) as u64;
+    if file.format.as_deref() == Some("parquet") || starts_as_parquet(files.as_ref(), file).await {
+        let ranged = Ranged::new(files.clone(), file.storage_key.clone(), size);
+        let found = tokio::task::spawn_blocking(move || parquet_schema(ranged))
+            .await
+            .map_err(DomainError::internal)?;
+        return record_schema(store, file, found).await;
+    }
     let take = size.min(SAMPLE_BYTES);
     let mut stream = files
         .get(&file.storage_key, Some(0..take))
@@ -236,6 +246,53 @@ pub async fn detect(
         tokio::task::spawn_blocking(move || detect_schema(&sample, whole, format.as_deref()))
             .await
             .map_err(DomainError::internal)?;
+    record_schema(store, file, found).await
+}
+
+/// Whether a file without a known format begins with Parquet's magic bytes.
+async fn starts_as_parquet(files: &dyn FileStorage, file: &File) -> bool {
+    if file.format.is_some() || file.size < 12 {
+        return false;
+    }
+    let Ok(mut stream) = files.get(&file.storage_key, Some(0..4)).await else {
+        return false;
+    };
+    let mut head = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        head.extend_from_slice(&chunk);
+    }
+    head == b"PAR1"
+}
+
+/// A Parquet file's schema from its footer, in the shape detection records (a field's path is
+/// its column index; every row is counted).
+fn parquet_schema(file: Ranged) -> Result<Detected, String> {
+    let (columns, rows) = crate::engine::file::parquet::detect(file)?;
+    let fields = columns
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| DetectedField {
+            name: c.name,
+            field_type: c.field_type.name(),
+            path: i.to_string(),
+            nullable: c.nullable,
+        })
+        .collect();
+    Ok(Detected {
+        format: "parquet".into(),
+        encoding: "binary".into(),
+        dialect: None,
+        fields,
+        sampled_rows: rows,
+        whole_file: true,
+    })
+}
+
+async fn record_schema(
+    store: &Store,
+    file: &File,
+    found: Result<Detected, String>,
+) -> Result<File, DomainError> {
     let (format, schema) = match found {
         Ok(detected) => (
             Some(detected.format.clone()),

@@ -149,6 +149,54 @@ pub enum Carrier {
     PostgresBinary,
 }
 
+/// A value as a SQL script writes it (see `Connector::write_literal`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Literal<'a> {
+    Null,
+    Bool(bool),
+    /// Exact number text (integers, decimals).
+    Number(&'a str),
+    Float(f64),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+    /// `YYYY-MM-DD HH:MM:SS.ffffff`; `utc`: the instant in UTC (a timestamp with time zone).
+    Timestamp {
+        text: &'a str,
+        utc: bool,
+    },
+}
+
+/// `text` between single quotes, each quote doubled (standard SQL).
+pub fn quoted_literal(text: &str, out: &mut String) {
+    out.push('\'');
+    for c in text.chars() {
+        if c == '\'' {
+            out.push('\'');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+}
+
+/// A literal as standard SQL writes it: `NULL`, `TRUE`/`FALSE`, numbers bare, quoted text,
+/// `X'…'` bytes. Infinite and NaN floats have none.
+pub fn standard_literal(value: Literal<'_>, out: &mut String) -> Result<(), String> {
+    match value {
+        Literal::Null => out.push_str("NULL"),
+        Literal::Bool(b) => out.push_str(if b { "TRUE" } else { "FALSE" }),
+        Literal::Number(n) => out.push_str(n),
+        Literal::Float(f) if f.is_finite() => out.push_str(&f.to_string()),
+        Literal::Float(f) => return Err(format!("{f} has no literal in this dialect")),
+        Literal::Text(t) | Literal::Timestamp { text: t, .. } => quoted_literal(t, out),
+        Literal::Bytes(b) => {
+            out.push_str("X'");
+            out.push_str(&hex::encode(b));
+            out.push('\'');
+        }
+    }
+    Ok(())
+}
+
 /// Which schemas a catalog listing covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope<'a> {
@@ -260,6 +308,16 @@ pub trait Connector: Sync + 'static {
         sql: &str,
         cancel: &CancellationToken,
     ) -> impl Future<Output = Result<Option<u64>, EngineError>> + Send;
+
+    /// The `CREATE TABLE` statement of a SQL script that recreates `columns` as `table` on
+    /// this kind (the types its sink would create).
+    fn create_table_sql(&self, table: &str, columns: &[Column]) -> Result<String, EngineError>;
+
+    /// A value as a literal of this dialect's SQL, appended to `out`; `Err` says why it has
+    /// none.
+    fn write_literal(&self, value: Literal<'_>, out: &mut String) -> Result<(), String> {
+        standard_literal(value, out)
+    }
 }
 
 /// A `Connector` behind a pointer, as the registry holds it: the same operations, their
@@ -296,6 +354,8 @@ pub trait DynConnector: Sync {
         sql: &'a str,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<Option<u64>, EngineError>>;
+    fn create_table_sql(&self, table: &str, columns: &[Column]) -> Result<String, EngineError>;
+    fn write_literal(&self, value: Literal<'_>, out: &mut String) -> Result<(), String>;
 }
 
 impl<C: Connector> DynConnector for C {
@@ -349,5 +409,11 @@ impl<C: Connector> DynConnector for C {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<Option<u64>, EngineError>> {
         Box::pin(Connector::execute(self, spec, sql, cancel))
+    }
+    fn create_table_sql(&self, table: &str, columns: &[Column]) -> Result<String, EngineError> {
+        Connector::create_table_sql(self, table, columns)
+    }
+    fn write_literal(&self, value: Literal<'_>, out: &mut String) -> Result<(), String> {
+        Connector::write_literal(self, value, out)
     }
 }

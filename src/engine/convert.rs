@@ -48,6 +48,8 @@ pub enum Input {
     Csv(CsvInput),
     Json,
     JsonLines,
+    /// Read as Arrow batches (`file::parquet`), never a record at a time.
+    Parquet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,25 @@ pub enum Output {
     Csv(CsvOutput),
     Json,
     JsonLines,
+    /// Written from Arrow batches (`file::parquet`), never a record at a time.
+    Parquet,
+}
+
+impl Input {
+    /// Whether records are read as Arrow batches rather than a record at a time.
+    pub fn is_columnar(&self) -> bool {
+        matches!(self, Input::Parquet)
+    }
+}
+
+impl Output {
+    pub fn is_columnar(self) -> bool {
+        matches!(self, Output::Parquet)
+    }
+}
+
+fn columnar() -> std::io::Error {
+    std::io::Error::other("Parquet is written from Arrow batches, not a record at a time")
 }
 
 /// A value ready to be written.
@@ -263,6 +284,7 @@ impl<W: Write> Writer<W> {
                 self.out.write_all(b"\n")
             }
             Output::Json => self.out.write_all(b"["),
+            Output::Parquet => Err(columnar()),
             _ => Ok(()),
         }
     }
@@ -282,6 +304,7 @@ impl<W: Write> Writer<W> {
                 }
                 self.out.write_all(b"\n")?;
             }
+            Output::Parquet => return Err(columnar()),
             Output::Json | Output::JsonLines => {
                 if self.output == Output::Json {
                     self.out
@@ -409,6 +432,9 @@ pub(crate) fn read_records<R: Read>(
         Input::Csv(csv) => read_csv(read, csv, emit),
         Input::JsonLines => read_json_lines(read, emit),
         Input::Json => read_json_array(read, emit),
+        Input::Parquet => Err(EngineError::Internal(
+            "Parquet is read as Arrow batches, not a record at a time".into(),
+        )),
     }
 }
 

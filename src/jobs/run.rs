@@ -60,8 +60,7 @@ async fn attempt(
 }
 
 async fn detect(deps: &JobDeps, file: &crate::store::files::File) -> Outcome {
-    let detected = match crate::domain::files::detect(&deps.store, deps.files.as_ref(), file).await
-    {
+    let detected = match crate::domain::files::detect(&deps.store, &deps.files, file).await {
         Ok(detected) => detected,
         Err(e) => return Outcome::Failed(EngineError::Internal(e.to_string())),
     };
@@ -98,7 +97,7 @@ async fn convert(
     let files = deps.files.as_ref();
     let limit = deps.settings.files.max_size;
     let (records, stored) =
-        match convert_file(files, &file.storage_key, plan, files, &key, limit, cancel).await {
+        match convert_file(&deps.files, file, plan, files, &key, limit, cancel).await {
             Ok(done) => done,
             Err(e) => return Outcome::Failed(e),
         };
@@ -120,7 +119,7 @@ async fn convert(
         }
     };
     // The output's own schema, as for an upload (a failure leaves it without one).
-    let _ = crate::domain::files::detect(&deps.store, files, &output).await;
+    let _ = crate::domain::files::detect(&deps.store, &deps.files, &output).await;
     Outcome::Ran(RunOutput {
         rows: records,
         result: Some(serde_json::json!({ "records": records, "to": to, "size": stored.size })),

@@ -10,7 +10,9 @@ use super::outcome::{
 };
 use super::{JobDeps, JobId};
 use crate::codes::ErrorCode;
-use crate::domain::convert::{output_format, read_plan, written_schema, OutputOptions};
+use crate::domain::convert::{
+    file_bytes, output_format, read_plan, stored_output, written_schema, OutputOptions,
+};
 use crate::engine::batch::{Progress, TargetTable};
 use crate::engine::convert::Output;
 use crate::engine::file::{FileRead, FileWrite, Handoff};
@@ -19,7 +21,7 @@ use crate::engine::pipeline::{run_transfer, TransferRequest};
 use crate::engine::types::Column;
 use crate::engine::{ConnectSpec, EngineError, SinkSpec, SourceSpec};
 use crate::storage::bridge::stream_of;
-use crate::storage::{ByteStream, StorageError, Stored};
+use crate::storage::{ByteStream, Stored};
 use crate::store::files::{NewFile, READY};
 use crate::store::transfers::Transfer;
 
@@ -56,13 +58,11 @@ async fn reading(
         // Checked when queued; the file's schema may have been edited since.
         let (input, fields) = read_plan(&file, None, None, None)
             .map_err(|e| Outcome::Failed(EngineError::File(e.detail)))?;
-        let bytes = deps.files.get(&file.storage_key, None).await.map_err(|e| {
-            Outcome::Failed(EngineError::Internal(format!(
-                "reading file {file_id}: {e}"
-            )))
-        })?;
+        let bytes = file_bytes(deps.files.clone(), &file, &input)
+            .await
+            .map_err(Outcome::Failed)?;
         let read = FileRead {
-            bytes: Handoff::new(bytes),
+            bytes,
             input,
             fields,
         };
@@ -183,7 +183,7 @@ async fn attempt(
                 None => transferred.await.map(|rows| (rows, None)),
                 Some(bytes) => {
                     let (rows, stored) = tokio::join!(transferred, files.put(&key, bytes, limit));
-                    stored_file(rows, stored)
+                    stored_output(rows, stored).map(|(rows, stored)| (rows, Some(stored)))
                 }
             }
         }
@@ -207,22 +207,6 @@ async fn attempt(
         },
         Ok(Err(e)) => Outcome::Failed(e),
         Err(panic) => Outcome::Panicked(panic),
-    }
-}
-
-/// A file target's result: the transfer's rows and what was stored, or the failure's cause.
-fn stored_file(
-    rows: Result<u64, EngineError>,
-    stored: Result<Stored, StorageError>,
-) -> Result<(u64, Option<Stored>), EngineError> {
-    match (rows, stored) {
-        (Ok(rows), Ok(stored)) => Ok((rows, Some(stored))),
-        // The output outgrew the limit (the writer then failed): that is the cause.
-        (_, Err(StorageError::TooLarge { limit })) => Err(EngineError::File(format!(
-            "the output is larger than {limit} bytes (files.max_size)"
-        ))),
-        (Err(e), _) => Err(e),
-        (Ok(_), Err(e)) => Err(EngineError::Internal(format!("storing the output: {e}"))),
     }
 }
 

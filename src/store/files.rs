@@ -206,7 +206,13 @@ impl Store {
             Ok(schema) => (Some(schema), None),
             Err(error) => (None, Some(error)),
         };
+        // Every record was read (or a footer says how many): the count is known.
+        let rows = schema
+            .as_ref()
+            .filter(|s| s["wholeFile"] == true)
+            .and_then(|s| s["sampledRows"].as_i64());
         let mut update = file::Entity::update_many()
+            .col_expr(file::Column::RowCount, rows.into())
             .col_expr(file::Column::Schema, schema.into())
             .col_expr(file::Column::SchemaError, error.into())
             .col_expr(file::Column::UpdatedAt, Utc::now().into())

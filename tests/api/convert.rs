@@ -193,3 +193,86 @@ async fn convert_options_that_are_wrong_or_unknown_are_refused() {
     .await;
     assert_eq!(body["field"], "options[output][separator]");
 }
+
+#[actix_web::test]
+async fn csv_converts_to_parquet_with_its_types_and_back_to_the_same_csv() {
+    let app = spawn_app().await;
+    let csv = "id,price,day,at,note\n\
+               1,12.50,2024-02-29,2024-02-29T10:11:12.500000Z,\"a, \"\"b\"\"\"\n\
+               2,-0.05,1999-12-31,1970-01-01T00:00:00.000000Z,\n";
+    let file = app.upload_file("typed.csv", csv.as_bytes()).await;
+    let run = app
+        .run_step(json!({"step": "convert", "fileId": file, "options": {"to": "parquet"}}))
+        .await;
+    assert_eq!(run["status"], "complete", "{run}");
+    assert_eq!(run["result"]["records"], 2);
+    let output = &run["outputFileId"];
+    let made = app.file(output).await;
+    assert_eq!(made["name"], "typed.parquet");
+    assert_eq!(made["format"], "parquet");
+    assert_eq!(made["type"], "application/vnd.apache.parquet");
+    assert_eq!(made["rowCount"], 2);
+    let fields: Vec<(String, String)> = made["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("id".to_string(), "integer".to_string()),
+            ("price".into(), "decimal(4,2)".into()),
+            ("day".into(), "date".into()),
+            ("at".into(), "timestamptz".into()),
+            ("note".into(), "string".into()),
+        ],
+        "read from the Parquet footer"
+    );
+
+    // Parquet back to CSV: the values as they went in.
+    let form = Form::new()
+        .text("file_id", output.to_string())
+        .text("options[to]", "csv")
+        .text("return_output", "true");
+    let response = convert(&app, form).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "\"id\",\"price\",\"day\",\"at\",\"note\"\n\
+         1,12.50,\"2024-02-29\",\"2024-02-29T10:11:12.500000Z\",\"a, \"\"b\"\"\"\n\
+         2,-0.05,\"1999-12-31\",\"1970-01-01T00:00:00.000000Z\",\n"
+    );
+}
+
+#[actix_web::test]
+async fn a_parquet_file_with_a_truncated_footer_says_so_and_cannot_be_read() {
+    let app = spawn_app().await;
+    let file = app
+        .upload_file(
+            "cut.parquet",
+            b"PAR1\x15\x04\x15\x10\x15\x14L\x15\x02\x15\x00\x12\x00\x00",
+        )
+        .await;
+    let made = app.file(&json!(file)).await;
+    assert_eq!(made["format"], "parquet");
+    assert_eq!(made["schema"], Value::Null);
+    let why = made["schemaError"].as_str().unwrap();
+    assert!(why.contains("not a readable Parquet file"), "{why}");
+    let response = app
+        .admin(Method::POST, "/api/v1/transfers")
+        .json(&json!({"sourceFileId": file, "targetFormat": "csv"}))
+        .send()
+        .await
+        .unwrap();
+    let error = assert_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert!(
+        error["detail"].as_str().unwrap().contains("has no schema"),
+        "{error}"
+    );
+}

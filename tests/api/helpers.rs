@@ -89,6 +89,29 @@ pub fn paced_query(rows: i64, pause: f64) -> String {
     )
 }
 
+/// How many statements containing `marker` PostgreSQL is running, waiting up to 2 s for the
+/// count to become `expected` (a cancelled query takes a moment to leave `pg_stat_activity`).
+pub async fn active_pg_queries_with(marker: &str, expected: i64) -> i64 {
+    let client = pg_client("test").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let active: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE state = 'active' AND query LIKE '%' || $1 || '%'
+                   AND pid <> pg_backend_pid()",
+                &[&marker],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if active == expected || std::time::Instant::now() > deadline {
+            return active;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// The rows of `schema.table` in PostgreSQL database `test`.
 pub async fn pg_count(schema: &str, table: &str) -> i64 {
     pg_client("test")
@@ -548,6 +571,30 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::CREATED);
         let file: Value = response.json().await.unwrap();
         file["id"].as_i64().unwrap()
+    }
+
+    /// A file as the admin sees it (`GET /files/{id}`).
+    pub async fn file(&self, id: &Value) -> Value {
+        self.admin(Method::GET, &format!("/api/v1/files/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Queue a run (`POST /runs` with `body`) and wait for its end; returns it.
+    pub async fn run_step(&self, body: Value) -> Value {
+        let response = self
+            .admin(Method::POST, "/api/v1/runs")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let run: Value = response.json().await.unwrap();
+        self.wait_run(run["id"].as_i64().unwrap()).await
     }
 
     /// Poll a run until it has ended (at most 30 s); returns it.

@@ -6,8 +6,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, mariadb_connection, mariadb_execute, pg_client, pg_connection, pg_count,
-    pg_execute, pg_schema_and_connection, spawn_app, spawn_app_with, unique_name, TestApp,
+    active_pg_queries_with, assert_error, mariadb_connection, mariadb_execute, pg_client,
+    pg_connection, pg_count, pg_execute, pg_schema_and_connection, spawn_app, spawn_app_with,
+    unique_name, TestApp,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -390,21 +391,6 @@ async fn one_failing_partition_leaves_the_target_untouched_whatever_the_source()
     }
 }
 
-/// Queries still running on the server whose text holds `marker`.
-async fn pg_queries_with(marker: &str) -> i64 {
-    let client = pg_client("test").await;
-    client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE state = 'active' AND query LIKE '%' || $1 || '%'
-               AND pid <> pg_backend_pid()",
-            &[&marker],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[actix_web::test]
 async fn cancelling_a_partitioned_transfer_stops_every_partition_and_writes_nothing() {
     let app = spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
@@ -443,7 +429,7 @@ async fn cancelling_a_partitioned_transfer_stops_every_partition_and_writes_noth
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Each of the four ranges is read by its own query on the server.
-    assert_eq!(pg_queries_with(&marker).await, 4);
+    assert_eq!(active_pg_queries_with(&marker, 4).await, 4);
     let response = app
         .admin(
             Method::POST,
@@ -457,7 +443,7 @@ async fn cancelling_a_partitioned_transfer_stops_every_partition_and_writes_noth
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     assert_eq!(cancelled["rowsWritten"], 0, "{cancelled}");
     assert_eq!(
-        pg_queries_with(&marker).await,
+        active_pg_queries_with(&marker, 0).await,
         0,
         "a partition's query is still running"
     );

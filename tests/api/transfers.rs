@@ -5,23 +5,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, pg_client, pg_connection, pg_count, pg_execute, pg_schema_and_connection,
-    spawn_app, spawn_app_with, test_settings, Backend,
+    active_pg_queries_with, assert_error, pg_client, pg_connection, pg_count, pg_execute,
+    pg_schema_and_connection, spawn_app, spawn_app_with, test_settings, Backend,
 };
 
 /// Queries of this test still running on the server, found by a marker in their text.
-async fn pg_queries_with(marker: &str) -> i64 {
-    let client = pg_client("test").await;
-    client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
-            &[&marker],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[actix_web::test]
 async fn a_transfer_is_checked_before_it_is_queued() {
     let app = spawn_app().await;
@@ -275,7 +263,7 @@ async fn cancelling_a_running_transfer_stops_the_server_query_and_rolls_back() {
         started.elapsed()
     );
     assert_eq!(
-        pg_queries_with(&marker).await,
+        active_pg_queries_with(&marker, 0).await,
         0,
         "the source query is still running"
     );

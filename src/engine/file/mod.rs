@@ -4,6 +4,7 @@
 //! streams, so neither side knows where files live. A file is not a connection users register:
 //! the kind is reached through `DbKind::file()` and `ConnectSpec::file()`, not the registry.
 
+pub mod parquet;
 mod sink;
 mod source;
 
@@ -63,9 +64,17 @@ impl<T> std::fmt::Debug for Handoff<T> {
 /// A file read as a source: its bytes, how they are written, and the fields to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRead {
-    pub bytes: Handoff<ByteStream>,
+    pub bytes: FileBytes,
     pub input: Input,
     pub fields: Vec<Field>,
+}
+
+/// How a source gets a file's bytes: a stream from the start (text formats), or reads by
+/// range (Parquet, whose footer is at the end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileBytes {
+    Stream(Handoff<ByteStream>),
+    Ranged(parquet::Ranged),
 }
 
 /// A file written by a sink: the format, and where its bytes go (a stream the caller stores;
@@ -165,6 +174,10 @@ fn not_for_files(what: &str) -> EngineError {
 }
 
 impl Connector for FileConnector {
+    fn create_table_sql(&self, _table: &str, _columns: &[Column]) -> Result<String, EngineError> {
+        Err(not_for_files("tables"))
+    }
+
     fn is_server(&self) -> bool {
         false
     }

@@ -3,23 +3,25 @@
 //! after `End`; a failure or a cancel ends it with an error, so the caller keeps no half file.
 
 use std::borrow::Cow;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
     Time64MicrosecondType, TimestampMicrosecondType, UInt64Type,
 };
-use arrow_array::Array;
+use arrow_array::{Array, RecordBatch};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
+use super::parquet::ParquetOut;
 use super::FileWrite;
 use crate::engine::batch::{copy_not_offered, Message, SinkContext};
 use crate::engine::convert::{io_error, Cell, Writer};
 use crate::engine::query::{date_text, decimal128_text, time_text, timestamp_text};
-use crate::engine::types::LogicalType;
+use crate::engine::types::{arrow_schema, LogicalType};
 use crate::engine::EngineError;
+use crate::storage::bridge::StreamWriter;
 
 /// Write everything the channel brings; the rows written.
 pub async fn run(ctx: SinkContext, write: FileWrite) -> Result<u64, EngineError> {
@@ -30,7 +32,11 @@ pub async fn run(ctx: SinkContext, write: FileWrite) -> Result<u64, EngineError>
     let _ = write.columns.set(ctx.columns.clone());
     let cancel = ctx.cancel.clone();
     let work = tokio::task::spawn_blocking(move || {
-        let result = write_all(ctx, write.output, &mut out);
+        let result = if write.output.is_columnar() {
+            write_parquet(ctx, &mut out)
+        } else {
+            write_all(ctx, write.output, &mut out)
+        };
         if let Err(e) = &result {
             out.fail(&e.to_string());
         }
@@ -45,29 +51,50 @@ pub async fn run(ctx: SinkContext, write: FileWrite) -> Result<u64, EngineError>
     }
 }
 
+/// The next batch, or `None` after `End`; a channel that closes without it, or a cancel,
+/// fails.
+fn next_batch(ctx: &mut SinkContext) -> Result<Option<RecordBatch>, EngineError> {
+    let batch = match ctx.rx.blocking_recv() {
+        Some(Message::Batch(batch)) => batch,
+        Some(Message::Copy(_)) => return Err(copy_not_offered()),
+        Some(Message::End) => return Ok(None),
+        // The sources stopped without `End`: failed or cancelled.
+        None => return Err(EngineError::Cancelled),
+    };
+    if ctx.cancel.is_cancelled() {
+        return Err(EngineError::Cancelled);
+    }
+    Ok(Some(batch))
+}
+
+fn write_parquet(mut ctx: SinkContext, out: &mut StreamWriter) -> Result<u64, EngineError> {
+    let schema = arrow_schema(&ctx.columns);
+    let mut writer = ParquetOut::new(BufWriter::with_capacity(1 << 20, &mut *out), schema)?;
+    let mut rows = 0u64;
+    while let Some(batch) = next_batch(&mut ctx)? {
+        writer.write(&batch)?;
+        rows += batch.num_rows() as u64;
+        ctx.progress.add_written(batch.num_rows() as u64);
+    }
+    writer.finish()?;
+    out.flush().map_err(io_error)?;
+    Ok(rows)
+}
+
 fn write_all(
     mut ctx: SinkContext,
     output: crate::engine::convert::Output,
-    out: &mut crate::storage::bridge::StreamWriter,
+    out: &mut StreamWriter,
 ) -> Result<u64, EngineError> {
-    let names: Vec<&str> = ctx.columns.iter().map(|c| c.name.as_str()).collect();
+    let columns = std::mem::take(&mut ctx.columns);
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
     // JSON readers hold numbers as doubles: decimals a double cannot hold exactly are strings.
     let json = !matches!(output, crate::engine::convert::Output::Csv(_));
-    let types: Vec<&LogicalType> = ctx.columns.iter().map(|c| &c.ty).collect();
+    let types: Vec<&LogicalType> = columns.iter().map(|c| &c.ty).collect();
     let mut writer = Writer::new(BufWriter::with_capacity(256 << 10, &mut *out), output);
     writer.start(&names).map_err(io_error)?;
     let mut rows = 0u64;
-    loop {
-        let batch = match ctx.rx.blocking_recv() {
-            Some(Message::Batch(batch)) => batch,
-            Some(Message::Copy(_)) => return Err(copy_not_offered()),
-            Some(Message::End) => break,
-            // The sources stopped without `End`: failed or cancelled.
-            None => return Err(EngineError::Cancelled),
-        };
-        if ctx.cancel.is_cancelled() {
-            return Err(EngineError::Cancelled);
-        }
+    while let Some(batch) = next_batch(&mut ctx)? {
         let mut cells: Vec<Cell<'_>> = Vec::with_capacity(names.len());
         for row in 0..batch.num_rows() {
             cells.clear();

@@ -19,7 +19,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use super::{columns, FileRead};
+use super::{columns, parquet, FileBytes, FileRead};
 use crate::engine::batch::{Message, SourceContext, MAX_BATCH_BYTES};
 use crate::engine::convert::{
     field_value, file_error, read_records, Field, Input, Place, Raw, Record,
@@ -33,7 +33,7 @@ use crate::storage::ByteStream;
 
 /// An opened file source.
 pub struct FileSource {
-    bytes: ByteStream,
+    bytes: Bytes,
     input: Input,
     fields: Vec<Field>,
     columns: Vec<Column>,
@@ -42,10 +42,14 @@ pub struct FileSource {
 impl FileSource {
     /// The source of `read` (its bytes can be read once).
     pub fn open(read: &FileRead) -> Result<Self, EngineError> {
-        let bytes = read
-            .bytes
-            .take()
-            .ok_or_else(|| EngineError::Internal("the file was already read".into()))?;
+        let bytes = match &read.bytes {
+            FileBytes::Stream(stream) => Bytes::Stream(
+                stream
+                    .take()
+                    .ok_or_else(|| EngineError::Internal("the file was already read".into()))?,
+            ),
+            FileBytes::Ranged(ranged) => Bytes::Ranged(ranged.clone()),
+        };
         Ok(Self {
             bytes,
             input: read.input.clone(),
@@ -72,11 +76,15 @@ impl SourceReader for FileSource {
                 fields,
                 columns,
             } = *self;
-            let reader = StreamReader::new(bytes);
             let schema = arrow_schema(&columns);
             let cancel = ctx.cancel.clone();
             let work = tokio::task::spawn_blocking(move || {
-                read_batches(reader, &input, &fields, schema, &ctx)?;
+                match bytes {
+                    Bytes::Stream(stream) => {
+                        read_batches(StreamReader::new(stream), &input, &fields, schema, &ctx)?
+                    }
+                    Bytes::Ranged(ranged) => parquet::read_batches(ranged, &fields, schema, &ctx)?,
+                }
                 Ok::<_, EngineError>(ctx)
             });
             let ctx = tokio::select! {
@@ -89,6 +97,12 @@ impl SourceReader for FileSource {
             ctx.finish().await
         })
     }
+}
+
+/// A file's bytes as the source holds them.
+enum Bytes {
+    Stream(ByteStream),
+    Ranged(parquet::Ranged),
 }
 
 /// Counts the bytes read into a cell the batch writer reads (for progress).

@@ -14,7 +14,10 @@ use mysql_async::{Conn, DriverError, IoError, OptsBuilder, SslOpts};
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{SinkContext, SourceSpec};
-use super::connector::{Carrier, Connector, Registered, Scope, SourceReader};
+use super::connector::{
+    quoted_literal, standard_literal, Carrier, Connector, Literal, Registered, Scope, SourceReader,
+};
+use super::types::Column;
 use super::EngineError;
 use super::{group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo, SslMode};
 
@@ -238,6 +241,35 @@ pub static MARIADB: Registered = Registered {
 pub struct MySql;
 
 impl Connector for MySql {
+    fn create_table_sql(&self, table: &str, columns: &[Column]) -> Result<String, EngineError> {
+        dialect::check_ident("table", table)?;
+        for c in columns {
+            dialect::check_ident("column", &c.name)?;
+        }
+        let defs: Vec<String> = columns
+            .iter()
+            .zip(dialect::column_definitions(columns))
+            .map(|(c, ddl)| format!("{} {ddl}", dialect::quote(&c.name)))
+            .collect();
+        Ok(format!(
+            "CREATE TABLE {} ({}) CHARACTER SET utf8mb4",
+            dialect::quote(table),
+            defs.join(", ")
+        ))
+    }
+
+    /// Backslashes escape in MySQL's string literals (the default `sql_mode`): a backslash
+    /// in a value is doubled.
+    fn write_literal(&self, value: Literal<'_>, out: &mut String) -> Result<(), String> {
+        match value {
+            Literal::Text(t) | Literal::Timestamp { text: t, .. } if t.contains('\\') => {
+                quoted_literal(&t.replace('\\', "\\\\"), out)
+            }
+            other => standard_literal(other, out)?,
+        }
+        Ok(())
+    }
+
     fn is_server(&self) -> bool {
         true
     }

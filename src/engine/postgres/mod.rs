@@ -16,7 +16,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{SinkContext, SourceSpec};
-use super::connector::{Carrier, Connector, Registered, Scope, SourceReader};
+use super::connector::{
+    quoted_literal, standard_literal, Carrier, Connector, Literal, Registered, Scope, SourceReader,
+};
+use super::types::Column;
 use super::EngineError;
 use super::{group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo, SslMode};
 
@@ -274,6 +277,44 @@ pub static KIND: Registered = Registered {
 pub struct Postgres;
 
 impl Connector for Postgres {
+    fn create_table_sql(&self, table: &str, columns: &[Column]) -> Result<String, EngineError> {
+        dialect::check_ident("table", table)?;
+        let mut defs = Vec::with_capacity(columns.len());
+        for c in columns {
+            dialect::check_ident("column", &c.name)?;
+            // A type of the source's own making is not assumed to exist on the reader's server.
+            defs.push(dialect::column_ddl(c, |_| false));
+        }
+        Ok(format!(
+            "CREATE TABLE {} ({})",
+            dialect::quote_ident(table),
+            defs.join(", ")
+        ))
+    }
+
+    fn write_literal(&self, value: Literal<'_>, out: &mut String) -> Result<(), String> {
+        match value {
+            Literal::Float(f) if f.is_nan() => out.push_str("'NaN'"),
+            Literal::Float(f) if f.is_infinite() => {
+                out.push_str(if f > 0.0 { "'Infinity'" } else { "'-Infinity'" })
+            }
+            Literal::Text(t) if t.contains('\0') => {
+                return Err("text with a NUL character, which PostgreSQL cannot hold".into())
+            }
+            // `X'…'` is a bit string to PostgreSQL; bytea takes its hex form.
+            Literal::Bytes(b) => {
+                out.push_str("'\\x");
+                out.push_str(&hex::encode(b));
+                out.push('\'');
+            }
+            Literal::Timestamp { text, utc: true } => {
+                quoted_literal(&format!("{text}+00"), out);
+            }
+            other => standard_literal(other, out)?,
+        }
+        Ok(())
+    }
+
     fn is_server(&self) -> bool {
         true
     }

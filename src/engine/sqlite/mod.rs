@@ -14,7 +14,10 @@ use rusqlite::{Connection, OpenFlags};
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{SinkContext, SourceSpec};
-use super::connector::{Carrier, Connector, Registered, Scope, SourceReader};
+use super::connector::{
+    quoted_literal, standard_literal, Carrier, Connector, Literal, Registered, Scope, SourceReader,
+};
+use super::types::Column;
 use super::EngineError;
 use super::{group_columns, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo};
 
@@ -221,6 +224,30 @@ pub static KIND: Registered = Registered {
 pub struct Sqlite;
 
 impl Connector for Sqlite {
+    fn create_table_sql(&self, table: &str, columns: &[Column]) -> Result<String, EngineError> {
+        let mut defs = Vec::with_capacity(columns.len());
+        for c in columns {
+            defs.push(format!(
+                "{} {}",
+                dialect::quote_ident(&c.name)?,
+                dialect::column_ddl(c)?
+            ));
+        }
+        Ok(format!(
+            "CREATE TABLE {} ({})",
+            dialect::quote_ident(table)?,
+            defs.join(", ")
+        ))
+    }
+
+    fn write_literal(&self, value: Literal<'_>, out: &mut String) -> Result<(), String> {
+        match value {
+            Literal::Timestamp { text, utc: true } => quoted_literal(&format!("{text}+00:00"), out),
+            other => standard_literal(other, out)?,
+        }
+        Ok(())
+    }
+
     fn is_server(&self) -> bool {
         false
     }

@@ -1,0 +1,321 @@
+//! Parquet files: the schema read from the footer, row groups read as Arrow batches and cast
+//! to the fields' types (a value a type cannot hold exactly fails, naming the column), and
+//! batches written as row groups cut small enough that memory stays flat.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_cast::cast::{cast_with_options, CastOptions};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{ChunkReader, Length};
+
+use crate::engine::batch::{Message, SourceContext};
+use crate::engine::convert::{Field, FieldPath};
+use crate::engine::infer::FieldType;
+use crate::engine::types::{LogicalType, TYPE_KEY};
+use crate::engine::EngineError;
+use crate::storage::bridge::StreamReader;
+use crate::storage::FileStorage;
+
+/// Rows per written row group at most; a group is also cut at `ROW_GROUP_BYTES` buffered.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+const ROW_GROUP_BYTES: usize = 32 << 20;
+
+/// A stored file read by ranges (Parquet's footer is at its end). Its reads block: they are
+/// made on the blocking pool.
+#[derive(Clone)]
+pub struct Ranged {
+    storage: Arc<dyn FileStorage>,
+    key: String,
+    len: u64,
+    handle: tokio::runtime::Handle,
+}
+
+impl Ranged {
+    /// The object `key` of `len` bytes; made inside the Tokio runtime its reads use.
+    pub fn new(storage: Arc<dyn FileStorage>, key: String, len: u64) -> Self {
+        Self {
+            storage,
+            key,
+            len,
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Ranged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ranged({}, {} bytes)", self.key, self.len)
+    }
+}
+
+impl PartialEq for Ranged {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.len == other.len
+    }
+}
+
+impl Eq for Ranged {}
+
+fn parquet_io(e: impl std::fmt::Display) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(e.to_string().into())
+}
+
+impl Length for Ranged {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for Ranged {
+    type T = StreamReader;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<StreamReader> {
+        let stream = self
+            .handle
+            .block_on(self.storage.get(&self.key, Some(start..self.len)))
+            .map_err(parquet_io)?;
+        let _runtime = self.handle.enter();
+        Ok(StreamReader::new(stream))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let end = start + length as u64;
+        if end > self.len {
+            return Err(parquet::errors::ParquetError::EOF(format!(
+                "bytes {start}..{end} of a {}-byte file",
+                self.len
+            )));
+        }
+        self.handle.block_on(async {
+            let mut stream = self
+                .storage
+                .get(&self.key, Some(start..end))
+                .await
+                .map_err(parquet_io)?;
+            let mut all = Vec::with_capacity(length);
+            while let Some(chunk) = stream.next().await {
+                all.extend_from_slice(&chunk.map_err(parquet_io)?);
+            }
+            Ok(Bytes::from(all))
+        })
+    }
+}
+
+fn file_error(e: impl std::fmt::Display) -> EngineError {
+    EngineError::File(format!("Parquet: {e}"))
+}
+
+/// The field type a Parquet column is read as; `Err` for one Sluice does not read.
+fn field_type_of(field: &arrow_schema::Field) -> Result<FieldType, String> {
+    // A column written by Sluice says its logical type.
+    if let Some(ty) = field
+        .metadata()
+        .get(TYPE_KEY)
+        .and_then(|t| serde_json::from_str::<LogicalType>(t).ok())
+    {
+        if ty.arrow_type() == *field.data_type() {
+            return Ok(super::field_type(&ty));
+        }
+    }
+    let uuid = field
+        .metadata()
+        .get("ARROW:extension:name")
+        .map(String::as_str)
+        == Some("arrow.uuid");
+    Ok(match field.data_type() {
+        DataType::Boolean => FieldType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => {
+            FieldType::Integer
+        }
+        DataType::Int64 | DataType::UInt32 => FieldType::BigInt,
+        DataType::UInt64 => FieldType::Decimal {
+            precision: 20,
+            scale: 0,
+        },
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => FieldType::Float,
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s)
+            if *s >= 0 && *p <= 38 =>
+        {
+            FieldType::Decimal {
+                precision: u32::from(*p),
+                scale: *s as u32,
+            }
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => FieldType::Text,
+        DataType::FixedSizeBinary(16) if uuid => FieldType::Uuid,
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => FieldType::Bytes,
+        DataType::Date32 | DataType::Date64 => FieldType::Date,
+        DataType::Timestamp(_, None) => FieldType::Timestamp,
+        DataType::Timestamp(_, Some(_)) => FieldType::TimestampTz,
+        DataType::Time32(_) | DataType::Time64(_) => FieldType::Text,
+        DataType::Dictionary(_, value) if value.is_primitive() || **value == DataType::Utf8 => {
+            field_type_of(&arrow_schema::Field::new(
+                field.name(),
+                (**value).clone(),
+                true,
+            ))?
+        }
+        other => {
+            return Err(format!(
+                "column {:?} is {other}, which Sluice does not read yet",
+                field.name()
+            ))
+        }
+    })
+}
+
+/// A column of a Parquet file as schema detection reports it (its path is its index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParquetColumn {
+    pub name: String,
+    pub field_type: FieldType,
+    pub nullable: bool,
+}
+
+/// What schema detection finds in a Parquet file: its columns, and the row count from the
+/// footer.
+pub fn detect(file: Ranged) -> Result<(Vec<ParquetColumn>, u64), String> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+    let fields = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            Ok(ParquetColumn {
+                name: f.name().clone(),
+                field_type: field_type_of(f)?,
+                nullable: f.is_nullable(),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok((fields, rows))
+}
+
+/// A column cast to `target`, exactly: a value the target cannot hold fails naming the column.
+fn cast_column(array: &ArrayRef, target: &DataType, name: &str) -> Result<ArrayRef, EngineError> {
+    if array.data_type() == target {
+        return Ok(array.clone());
+    }
+    if let (DataType::Timestamp(TimeUnit::Nanosecond, _), DataType::Timestamp(..)) =
+        (array.data_type(), target)
+    {
+        let nanos = array
+            .as_any()
+            .downcast_ref::<arrow_array::TimestampNanosecondArray>()
+            .ok_or_else(|| EngineError::Internal("a nanosecond timestamp column".into()))?;
+        if let Some(row) =
+            (0..nanos.len()).find(|&i| nanos.is_valid(i) && nanos.value(i) % 1000 != 0)
+        {
+            return Err(EngineError::Value {
+                column: name.to_string(),
+                row: row as u64 + 1,
+                message: "a timestamp with nanoseconds; Sluice keeps microseconds".into(),
+            });
+        }
+    }
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    cast_with_options(array, target, &options)
+        .map_err(|e| file_error(format!("column {name:?}: {e}")))
+}
+
+/// Read every row group of `file` as batches of `fields` (by column index), into `ctx`.
+pub fn read_batches(
+    file: Ranged,
+    fields: &[Field],
+    schema: SchemaRef,
+    ctx: &SourceContext,
+) -> Result<(), EngineError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(file_error)?;
+    let columns = builder.schema().fields().len();
+    let indexes: Vec<usize> = fields
+        .iter()
+        .map(|f| match f.path {
+            FieldPath::Column(i) if i < columns => Ok(i),
+            _ => Err(file_error(format!(
+                "field {:?}: the file has no column {}",
+                f.name,
+                match &f.path {
+                    FieldPath::Column(i) => i.to_string(),
+                    FieldPath::Json(_) => "at a JSONPath".into(),
+                }
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    let reader = builder
+        .with_batch_size(ctx.batch_rows.max(1))
+        .build()
+        .map_err(file_error)?;
+    for batch in reader {
+        if ctx.cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let batch = batch.map_err(file_error)?;
+        let arrays = indexes
+            .iter()
+            .zip(fields)
+            .zip(schema.fields())
+            .map(|((&i, field), target)| {
+                cast_column(batch.column(i), target.data_type(), &field.name)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = RecordBatch::try_new(schema.clone(), arrays)
+            .map_err(|e| EngineError::Internal(format!("a Parquet batch: {e}")))?;
+        ctx.progress.add_read(batch.get_array_memory_size() as u64);
+        ctx.tx
+            .blocking_send(Message::Batch(out))
+            .map_err(|_| EngineError::Cancelled)?;
+    }
+    Ok(())
+}
+
+/// Writes batches as a Parquet file (Snappy), a row group at a time.
+pub struct ParquetOut<W: Write + Send> {
+    writer: ArrowWriter<W>,
+}
+
+impl<W: Write + Send> ParquetOut<W> {
+    pub fn new(out: W, schema: SchemaRef) -> Result<Self, EngineError> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let writer = ArrowWriter::try_new(out, schema, Some(props))
+            .map_err(|e| EngineError::Internal(format!("a Parquet writer: {e}")))?;
+        Ok(Self { writer })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
+        let write_error = |e| EngineError::Internal(format!("writing Parquet: {e}"));
+        self.writer.write(batch).map_err(write_error)?;
+        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
+            self.writer.flush().map_err(write_error)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<(), EngineError> {
+        self.writer
+            .close()
+            .map(drop)
+            .map_err(|e| EngineError::Internal(format!("writing Parquet: {e}")))
+    }
+}
