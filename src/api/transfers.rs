@@ -389,11 +389,12 @@ async fn target_of(state: &State, body: &CreateTransfer) -> Result<Target, ApiEr
                 }
             }
             let options = body.target_options.clone();
-            let (_, to, _) = crate::domain::convert::output_format(Some(format), options.clone())
+            let to = crate::domain::convert::output_format(Some(format), options.clone())
+                .map(|f| f.to)
                 .map_err(|e| ApiError {
-                field: Some("targetFormat".into()),
-                ..e.into()
-            })?;
+                    field: Some("targetFormat".into()),
+                    ..e.into()
+                })?;
             Ok(Target {
                 connection: None,
                 name: None,

@@ -19,8 +19,8 @@ use crate::engine::infer::{DetectedField, FieldType};
 use crate::engine::json::path::{JsonPath, Step};
 use crate::engine::pipeline::{run_transfer, TransferRequest};
 use crate::engine::types::Column;
-use crate::engine::ConnectSpec;
 use crate::engine::EngineError;
+use crate::engine::{ConnectSpec, DbKind};
 use crate::storage::bridge::{stream_of, StreamReader};
 use crate::storage::{FileStorage, StorageError, Stored};
 use crate::store::files::File;
@@ -57,6 +57,12 @@ pub struct OutputOptions {
     )]
     #[schema(value_type = Option<bool>)]
     pub header: Option<String>,
+    /// For `sql`: `postgresql` (default), `mysql`, `mariadb` or `sqlite`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<String>,
+    /// For `sql`: the table the script creates (default: the file's name without extension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
 }
 
 /// A flag given as a JSON boolean or as text (multipart fields are text).
@@ -123,11 +129,35 @@ pub struct Plan {
     /// The output format's name and MIME type.
     pub to: &'static str,
     pub mime: &'static str,
+    /// The table a SQL script creates.
+    pub table: String,
+}
+
+/// An output format as asked for.
+#[derive(Debug, Clone)]
+pub struct OutputFormat {
+    pub output: Output,
+    /// Its name and MIME type.
+    pub to: &'static str,
+    pub mime: &'static str,
+    /// The table a SQL script creates, when given.
+    pub table: Option<String>,
+}
+
+/// The table a SQL script made from a file named `name` creates by default: the name without
+/// its extension.
+pub fn default_table(name: &str) -> String {
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    if stem.is_empty() {
+        "data".into()
+    } else {
+        stem.to_string()
+    }
 }
 
 /// The conversion of `file` that `options` ask for.
 pub fn plan(file: &File, options: &ConvertOptions) -> Result<Plan, DomainError> {
-    let (output, to, mime) = output_format(options.to.as_deref(), options.output.clone())?;
+    let format = output_format(options.to.as_deref(), options.output.clone())?;
     let (input, fields) = read_plan(
         file,
         options.from.clone(),
@@ -137,9 +167,10 @@ pub fn plan(file: &File, options: &ConvertOptions) -> Result<Plan, DomainError> 
     Ok(Plan {
         input,
         fields,
-        output,
-        to,
-        mime,
+        output: format.output,
+        to: format.to,
+        mime: format.mime,
+        table: format.table.unwrap_or_else(|| default_table(&file.name)),
     })
 }
 
@@ -148,33 +179,38 @@ pub fn plan(file: &File, options: &ConvertOptions) -> Result<Plan, DomainError> 
 pub fn output_format(
     to: Option<&str>,
     given: Option<OutputOptions>,
-) -> Result<(Output, &'static str, &'static str), DomainError> {
+) -> Result<OutputFormat, DomainError> {
     let given = given.unwrap_or_default();
     let (to, mime) = match to {
         Some("csv") => ("csv", "text/csv"),
         Some("json") => ("json", "application/json"),
         Some("jsonl") => ("jsonl", "application/x-ndjson"),
         Some("parquet") => ("parquet", "application/vnd.apache.parquet"),
+        Some("sql") => ("sql", "application/sql"),
         Some(other) => {
             return Err(option_error(
                 "to",
-                format!(
-                    "{other:?}: Sluice writes csv, json, jsonl or parquet (sql is not there yet)"
-                ),
+                format!("{other:?}: Sluice writes csv, json, jsonl, parquet or sql"),
             ))
         }
         None => {
             return Err(option_error(
                 "to",
-                "options[to] is required: csv, json, jsonl or parquet",
+                "options[to] is required: csv, json, jsonl, parquet or sql",
             ))
         }
     };
-    if to != "csv" && (given.separator.is_some() || given.quote.is_some() || given.header.is_some())
-    {
+    let csv_options = given.separator.is_some() || given.quote.is_some() || given.header.is_some();
+    if to != "csv" && csv_options {
         return Err(option_error(
             "output",
             format!("separator, quote and header apply to csv, not {to}"),
+        ));
+    }
+    if to != "sql" && (given.dialect.is_some() || given.table.is_some()) {
+        return Err(option_error(
+            "output",
+            format!("dialect and table apply to sql, not {to}"),
         ));
     }
     let output = match to {
@@ -190,9 +226,34 @@ pub fn output_format(
         }),
         "json" => Output::Json,
         "parquet" => Output::Parquet,
+        "sql" => Output::Sql {
+            dialect: match given.dialect.as_deref() {
+                None => DbKind::named("postgresql"),
+                Some(name) => DbKind::parse(name).ok_or_else(|| {
+                    option_error(
+                        "output][dialect",
+                        format!("{name:?}: postgresql, mysql, mariadb or sqlite"),
+                    )
+                })?,
+            },
+        },
         _ => Output::JsonLines,
     };
-    Ok((output, to, mime))
+    let table = given.table.map(|t| t.trim().to_string());
+    if let Some(table) = &table {
+        if table.is_empty() || table.contains('\0') || table.chars().count() > 63 {
+            return Err(option_error(
+                "output][table",
+                "a table name of 1 to 63 characters, without NUL",
+            ));
+        }
+    }
+    Ok(OutputFormat {
+        output,
+        to,
+        mime,
+        table,
+    })
 }
 
 /// How `file` is read: its format (`from`, else the file's), its CSV dialect (`given`, else
@@ -394,6 +455,7 @@ pub async fn run(
                 output: plan.output,
                 bytes: Handoff::new(writer),
                 columns: Arc::new(OnceLock::new()),
+                table: plan.table,
             }),
             batch_rows: COLUMNAR_BATCH_ROWS,
             partitioning: None,

@@ -66,6 +66,10 @@ pub enum Output {
     JsonLines,
     /// Written from Arrow batches (`file::parquet`), never a record at a time.
     Parquet,
+    /// A SQL script for a dialect (`file::sql`), written from Arrow batches.
+    Sql {
+        dialect: super::DbKind,
+    },
 }
 
 impl Input {
@@ -76,13 +80,14 @@ impl Input {
 }
 
 impl Output {
+    /// Whether it is written from Arrow batches rather than a record at a time.
     pub fn is_columnar(self) -> bool {
-        matches!(self, Output::Parquet)
+        matches!(self, Output::Parquet | Output::Sql { .. })
     }
 }
 
 fn columnar() -> std::io::Error {
-    std::io::Error::other("Parquet is written from Arrow batches, not a record at a time")
+    std::io::Error::other("Parquet and SQL are written from Arrow batches, not a record at a time")
 }
 
 /// A value ready to be written.
@@ -284,7 +289,7 @@ impl<W: Write> Writer<W> {
                 self.out.write_all(b"\n")
             }
             Output::Json => self.out.write_all(b"["),
-            Output::Parquet => Err(columnar()),
+            Output::Parquet | Output::Sql { .. } => Err(columnar()),
             _ => Ok(()),
         }
     }
@@ -304,7 +309,7 @@ impl<W: Write> Writer<W> {
                 }
                 self.out.write_all(b"\n")?;
             }
-            Output::Parquet => return Err(columnar()),
+            Output::Parquet | Output::Sql { .. } => return Err(columnar()),
             Output::Json | Output::JsonLines => {
                 if self.output == Output::Json {
                     self.out

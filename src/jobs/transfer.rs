@@ -11,7 +11,8 @@ use super::outcome::{
 use super::{JobDeps, JobId};
 use crate::codes::ErrorCode;
 use crate::domain::convert::{
-    file_bytes, output_format, read_plan, stored_output, written_schema, OutputOptions,
+    default_table, file_bytes, output_format, read_plan, stored_output, written_schema,
+    OutputFormat, OutputOptions,
 };
 use crate::engine::batch::{Progress, TargetTable};
 use crate::engine::convert::Output;
@@ -95,14 +96,22 @@ async fn writing(
                 )))
             })?),
         };
-        let (output, to, mime) = output_format(Some(format), options)
+        let OutputFormat {
+            output,
+            to,
+            mime,
+            table,
+        } = output_format(Some(format), options)
             .map_err(|e| Outcome::Failed(EngineError::File(e.detail)))?;
+        let table = table
+            .unwrap_or_else(|| default_table(transfer.source_name.as_deref().unwrap_or("data")));
         let (writer, bytes) = stream_of();
         let columns = Arc::new(OnceLock::new());
         let write = FileWrite {
             output,
             bytes: Handoff::new(writer),
             columns: columns.clone(),
+            table,
         };
         let out = FileOut {
             output,
@@ -245,10 +254,13 @@ async fn publish(
         }
     };
     let columns = out.columns.get().cloned().unwrap_or_default();
-    let schema = written_schema(&out.output, out.to, &columns, rows);
+    let schema = match out.output {
+        Output::Sql { .. } => Err("a SQL script is not read as records".to_string()),
+        _ => Ok(written_schema(&out.output, out.to, &columns, rows)),
+    };
     if let Err(e) = deps
         .store
-        .set_file_schema(file.id, Some(out.to.into()), Ok(schema))
+        .set_file_schema(file.id, Some(out.to.into()), schema)
         .await
     {
         return store_failed(e);

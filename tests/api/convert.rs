@@ -276,3 +276,46 @@ async fn a_parquet_file_with_a_truncated_footer_says_so_and_cannot_be_read() {
         "{error}"
     );
 }
+
+#[actix_web::test]
+async fn a_file_converts_to_a_sql_script_for_each_dialect() {
+    let app = spawn_app().await;
+    let expected = [
+        (
+            "postgresql",
+            "BEGIN;\nCREATE TABLE \"example\" (\"id\" integer, \"name\" text);\n\
+             INSERT INTO \"example\" (\"id\", \"name\") VALUES\n(1, 'Mark'),\n(2, 'Maria');\nCOMMIT;\n",
+        ),
+        (
+            "mysql",
+            "BEGIN;\nCREATE TABLE `example` (`id` int NULL, `name` longtext NULL) CHARACTER SET utf8mb4;\n\
+             INSERT INTO `example` (`id`, `name`) VALUES\n(1, 'Mark'),\n(2, 'Maria');\nCOMMIT;\n",
+        ),
+        (
+            "sqlite",
+            "BEGIN;\nCREATE TABLE \"example\" (\"id\" INTEGER, \"name\" TEXT);\n\
+             INSERT INTO \"example\" (\"id\", \"name\") VALUES\n(1, 'Mark'),\n(2, 'Maria');\nCOMMIT;\n",
+        ),
+    ];
+    for (dialect, script) in expected {
+        let form = example_form()
+            .text("options[to]", "sql")
+            .text("options[output][dialect]", dialect)
+            .text("return_output", "true");
+        let response = convert(&app, form).await;
+        assert_eq!(response.status(), StatusCode::OK, "{dialect}");
+        assert_eq!(response.headers()["content-type"], "application/sql");
+        assert_eq!(response.text().await.unwrap(), script, "{dialect}");
+    }
+    let form = example_form()
+        .text("options[to]", "sql")
+        .text("options[output][dialect]", "oracle");
+    let response = convert(&app, form).await;
+    let error = assert_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(error["field"], "options[output][dialect]");
+    let form = example_form()
+        .text("options[to]", "csv")
+        .text("options[output][table]", "t");
+    let response = convert(&app, form).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+}

@@ -409,3 +409,143 @@ async fn file_endpoints_of_a_transfer_are_checked_before_it_is_queued() {
     );
     assert_eq!(file_text(&app, &done["outputFileId"]).await, "1\n");
 }
+
+#[actix_web::test]
+async fn a_query_written_as_a_sql_script_loads_into_postgres_mariadb_and_sqlite() {
+    let app = spawn_app().await;
+    let (schema, pg) = pg_schema_and_connection(&app, "file_sql").await;
+    let client = pg_client("test").await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {schema}.src (id integer PRIMARY KEY, amount numeric(12,2),
+                ratio double precision, label text, blob bytea, at timestamptz, ok boolean,
+                doc jsonb);
+             INSERT INTO {schema}.src VALUES
+              (1, 12.50, 'NaN', 'it''s a \\ back\\slash; DROP TABLE x; --', '\\x00ff',
+               '2024-02-29 10:11:12.5+00', true, '{{\"a\": 1}}'),
+              (2, -0.01, -0.5, '', '\\x', '1970-01-01 00:00:00+00', false, '[]'),
+              (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL);"
+        ))
+        .await
+        .unwrap();
+
+    // PostgreSQL: every cell as it left, NaN and the empty string included.
+    let t = app
+        .submit_transfer(
+            json!({"sourceId": pg["id"], "query": format!("SELECT * FROM {schema}.src"),
+            "targetFormat": "sql", "targetOptions": {"table": "copy"}}),
+        )
+        .await;
+    let done = app.wait_transfer(&t["id"], 30).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let file = app.file(&done["outputFileId"]).await;
+    assert_eq!(file["format"], "sql");
+    assert_eq!(file["type"], "application/sql");
+    let script = file_text(&app, &done["outputFileId"]).await;
+    assert!(
+        script.starts_with("BEGIN;\nCREATE TABLE \"copy\" ("),
+        "{script}"
+    );
+    assert!(script.ends_with(");\nCOMMIT;\n"), "{script}");
+    client
+        .batch_execute(&format!("SET search_path TO {schema}; {script}"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {script}"));
+    let columns = "id, amount, ratio, label, encode(blob, 'hex'), at, ok, doc";
+    assert_eq!(
+        pg_cells(
+            &client,
+            &format!("SELECT {columns} FROM {schema}.copy ORDER BY id")
+        )
+        .await,
+        pg_cells(
+            &client,
+            &format!("SELECT {columns} FROM {schema}.src ORDER BY id")
+        )
+        .await
+    );
+
+    // MariaDB and SQLite have no NaN: the same query without it.
+    let query = format!("SELECT id, amount, label, blob, at, ok FROM {schema}.src ORDER BY id");
+    let database = unique_name("file_sql");
+    mariadb_execute(&format!("CREATE DATABASE {database}")).await;
+    let t = app
+        .submit_transfer(json!({"sourceId": pg["id"], "query": query,
+            "targetFormat": "sql", "targetOptions": {"dialect": "mariadb", "table": "copy"}}))
+        .await;
+    let done = app.wait_transfer(&t["id"], 30).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let script = file_text(&app, &done["outputFileId"]).await;
+    use mysql_async::prelude::Queryable;
+    let mut conn = mariadb_conn().await;
+    conn.query_drop(format!("USE {database}")).await.unwrap();
+    conn.query_drop(&script)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {script}"));
+    /// id, amount, label, blob, at
+    type Row = (
+        i32,
+        Option<String>,
+        Option<String>,
+        Option<Vec<u8>>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = conn
+        .query(
+            "SELECT id, CAST(amount AS CHAR), label, `blob`, CAST(`at` AS CHAR) FROM copy ORDER BY id",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                1,
+                Some("12.50".into()),
+                Some("it's a \\ back\\slash; DROP TABLE x; --".into()),
+                Some(vec![0, 255]),
+                Some("2024-02-29 10:11:12.500000".into())
+            ),
+            (
+                2,
+                Some("-0.01".into()),
+                Some(String::new()),
+                Some(vec![]),
+                Some("1970-01-01 00:00:00.000000".into())
+            ),
+            (3, None, None, None, None),
+        ]
+    );
+
+    let t = app
+        .submit_transfer(json!({"sourceId": pg["id"], "query": query,
+            "targetFormat": "sql", "targetOptions": {"dialect": "sqlite"}}))
+        .await;
+    let done = app.wait_transfer(&t["id"], 30).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let script = file_text(&app, &done["outputFileId"]).await;
+    let table = script
+        .split('"')
+        .nth(1)
+        .expect("CREATE TABLE names the table")
+        .to_string();
+    assert!(table.starts_with("pg-sluice_test_file_sql"), "{table}");
+    let lite = rusqlite::Connection::open_in_memory().unwrap();
+    lite.execute_batch(&script)
+        .unwrap_or_else(|e| panic!("{e}: {script}"));
+    let (label, blob): (String, Vec<u8>) = lite
+        .query_row(
+            &format!("SELECT label, blob FROM \"{table}\" WHERE id = 1"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(label, "it's a \\ back\\slash; DROP TABLE x; --");
+    assert_eq!(blob, vec![0, 255]);
+    let count: i64 = lite
+        .query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(count, 3);
+}

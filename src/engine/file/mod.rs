@@ -7,6 +7,7 @@
 pub mod parquet;
 mod sink;
 mod source;
+mod sql;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -85,6 +86,8 @@ pub struct FileWrite {
     pub bytes: Handoff<StreamWriter>,
     /// The columns written, set when the sink starts (for the file's schema).
     pub columns: Arc<OnceLock<Vec<Column>>>,
+    /// The table a SQL script creates and fills.
+    pub table: String,
 }
 
 /// The columns a file's fields are read as.

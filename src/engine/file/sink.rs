@@ -15,9 +15,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
 use super::parquet::ParquetOut;
+use super::sql::SqlOut;
 use super::FileWrite;
 use crate::engine::batch::{copy_not_offered, Message, SinkContext};
-use crate::engine::convert::{io_error, Cell, Writer};
+use crate::engine::connector::DbKind;
+use crate::engine::convert::{io_error, Cell, Output, Writer};
 use crate::engine::query::{date_text, decimal128_text, time_text, timestamp_text};
 use crate::engine::types::{arrow_schema, LogicalType};
 use crate::engine::EngineError;
@@ -32,10 +34,10 @@ pub async fn run(ctx: SinkContext, write: FileWrite) -> Result<u64, EngineError>
     let _ = write.columns.set(ctx.columns.clone());
     let cancel = ctx.cancel.clone();
     let work = tokio::task::spawn_blocking(move || {
-        let result = if write.output.is_columnar() {
-            write_parquet(ctx, &mut out)
-        } else {
-            write_all(ctx, write.output, &mut out)
+        let result = match write.output {
+            Output::Parquet => write_parquet(ctx, &mut out),
+            Output::Sql { dialect } => write_sql(ctx, dialect, &write.table, &mut out),
+            text => write_all(ctx, text, &mut out),
         };
         if let Err(e) = &result {
             out.fail(&e.to_string());
@@ -81,15 +83,35 @@ fn write_parquet(mut ctx: SinkContext, out: &mut StreamWriter) -> Result<u64, En
     Ok(rows)
 }
 
+fn write_sql(
+    mut ctx: SinkContext,
+    dialect: DbKind,
+    table: &str,
+    out: &mut StreamWriter,
+) -> Result<u64, EngineError> {
+    let columns = std::mem::take(&mut ctx.columns);
+    let mut script = SqlOut::new(
+        BufWriter::with_capacity(1 << 20, &mut *out),
+        dialect,
+        table,
+        columns,
+    )?;
+    while let Some(batch) = next_batch(&mut ctx)? {
+        script.write(&batch)?;
+        ctx.progress.add_written(batch.num_rows() as u64);
+    }
+    script.finish()
+}
+
 fn write_all(
     mut ctx: SinkContext,
-    output: crate::engine::convert::Output,
+    output: Output,
     out: &mut StreamWriter,
 ) -> Result<u64, EngineError> {
     let columns = std::mem::take(&mut ctx.columns);
     let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
     // JSON readers hold numbers as doubles: decimals a double cannot hold exactly are strings.
-    let json = !matches!(output, crate::engine::convert::Output::Csv(_));
+    let json = !matches!(output, Output::Csv(_));
     let types: Vec<&LogicalType> = columns.iter().map(|c| &c.ty).collect();
     let mut writer = Writer::new(BufWriter::with_capacity(256 << 10, &mut *out), output);
     writer.start(&names).map_err(io_error)?;

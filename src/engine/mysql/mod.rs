@@ -246,15 +246,10 @@ impl Connector for MySql {
         for c in columns {
             dialect::check_ident("column", &c.name)?;
         }
-        let defs: Vec<String> = columns
-            .iter()
-            .zip(dialect::column_definitions(columns))
-            .map(|(c, ddl)| format!("{} {ddl}", dialect::quote(&c.name)))
-            .collect();
         Ok(format!(
             "CREATE TABLE {} ({}) CHARACTER SET utf8mb4",
             dialect::quote(table),
-            defs.join(", ")
+            dialect::column_definitions(columns).join(", ")
         ))
     }
 
