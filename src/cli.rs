@@ -1,7 +1,7 @@
 //! `sluice transfer`: the same engine as the service, for one transfer from the command line.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,9 @@ use anyhow::{anyhow, bail, Context};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::convert::{reading, Described};
 use crate::engine::batch::{Progress, TargetTable};
+use crate::engine::file::{FileBytes, FileRead};
 use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
 use crate::engine::{ConnectSpec, DbKind, SinkSpec, SourceSpec, SslMode, Timeouts};
@@ -93,13 +95,57 @@ pub fn parse_url(text: &str, timeouts: Timeouts) -> anyhow::Result<ConnectSpec> 
 pub struct TransferArgs {
     pub source: String,
     pub target: String,
-    pub query: String,
+    /// The SQL to run on the source; none for a file.
+    pub query: Option<String>,
     pub table: String,
     pub schema: Option<String>,
     pub overwrite: bool,
     /// Read the source in `partitions` ranges of this integer column, in parallel.
     pub partition_column: Option<String>,
     pub partitions: Option<u32>,
+}
+
+/// A file on this machine as a transfer's source: its format from its name (or Parquet's magic
+/// bytes), its schema detected as for an upload (from the first MiB; a Parquet file's footer).
+async fn local_file(path: &Path) -> anyhow::Result<(ConnectSpec, SourceSpec)> {
+    use std::io::Read;
+
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| anyhow!("{} names no file", path.display()))?;
+    let (_, format) = crate::domain::files::kind_of(&name);
+    let owned = path.to_path_buf();
+    let detected = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut file = std::fs::File::open(&owned)
+            .with_context(|| format!("cannot open {}", owned.display()))?;
+        let size = file.metadata()?.len();
+        let mut sample = Vec::new();
+        (&mut file)
+            .take(crate::engine::detect::SAMPLE_BYTES)
+            .read_to_end(&mut sample)?;
+        let detected = if format == Some("parquet") || sample.starts_with(b"PAR1") {
+            crate::domain::files::parquet_schema(std::fs::File::open(&owned)?)
+        } else {
+            let whole = sample.len() as u64 == size;
+            crate::engine::detect::detect_schema(&sample, whole, format)
+        };
+        detected.map_err(|why| anyhow!("{}: {why}", owned.display()))
+    })
+    .await??;
+    let schema = serde_json::to_value(&detected)?;
+    let described = Described {
+        format: Some(detected.format.as_str()),
+        schema: Some(&schema),
+    };
+    let (input, fields) = reading(described, None, None, None, || "no schema".into())
+        .map_err(|e| anyhow!("{}: {}", path.display(), e.detail))?;
+    let read = FileRead {
+        bytes: FileBytes::Local(path.to_path_buf()),
+        input,
+        fields,
+    };
+    Ok((ConnectSpec::file(), SourceSpec::File(read)))
 }
 
 /// Run one transfer, showing progress; Ctrl-C cancels it (the target is left as it was).
@@ -115,9 +161,24 @@ pub async fn transfer(args: TransferArgs, settings: &Settings) -> anyhow::Result
         (None, Some(_)) => bail!("--partitions needs --partition-column"),
         (Some(_), None) => bail!("--partition-column needs --partitions"),
     };
+    let (source, read) = match args.source.strip_prefix("file://") {
+        Some(path) => {
+            if args.query.is_some() || partitioning.is_some() {
+                bail!("a file:// source is read whole: no --query and no partitions");
+            }
+            local_file(Path::new(path)).await.context("--source")?
+        }
+        None => {
+            let query = args
+                .query
+                .ok_or_else(|| anyhow!("--query is required (the SQL to run on the source)"))?;
+            let source = parse_url(&args.source, timeout).context("--source")?;
+            (source, SourceSpec::Query(query))
+        }
+    };
     let request = TransferRequest {
-        source: parse_url(&args.source, timeout).context("--source")?,
-        read: SourceSpec::Query(args.query),
+        source,
+        read,
         target: parse_url(&args.target, timeout).context("--target")?,
         write: SinkSpec::Table(TargetTable {
             schema: args.schema,

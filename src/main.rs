@@ -42,15 +42,16 @@ enum Command {
     /// Run one transfer now, without the server: the same engine, a progress line, exit
     /// status 1 with the error on failure. Ctrl-C cancels (the target is left as it was).
     Transfer {
-        /// Source URL: postgres://user:pass@host:port/db, mysql://…, mariadb://…, sqlite://path
+        /// Source URL: postgres://user:pass@host:port/db, mysql://…, mariadb://…, sqlite://path,
+        /// or a CSV, JSON, JSON Lines or Parquet file: file:///path/orders.csv
         #[arg(long)]
         source: String,
         /// Target URL, same forms as --source.
         #[arg(long)]
         target: String,
-        /// The SQL to run on the source.
+        /// The SQL to run on the source (not with a file:// source, which is read whole).
         #[arg(long)]
-        query: String,
+        query: Option<String>,
         /// The target table (created when missing).
         #[arg(long)]
         table: String,

@@ -264,9 +264,39 @@ pub fn read_plan(
     given: Option<InputOptions>,
     schema_given: Option<Vec<FieldInput>>,
 ) -> Result<(Input, Vec<Field>), DomainError> {
-    let schema = file.schema.as_ref();
+    let missing = || {
+        format!(
+            "file {} has no schema ({}); give options[schema]",
+            file.id,
+            file.schema_error.as_deref().unwrap_or("none was detected")
+        )
+    };
+    let described = Described {
+        format: file.format.as_deref(),
+        schema: file.schema.as_ref(),
+    };
+    reading(described, from, given, schema_given, missing)
+}
+
+/// What is known of a file: its format and detected (or given) schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Described<'a> {
+    pub format: Option<&'a str>,
+    pub schema: Option<&'a serde_json::Value>,
+}
+
+/// How a file `described` so is read (see `read_plan`); `missing` says why there is no
+/// schema when there is none.
+pub fn reading(
+    described: Described<'_>,
+    from: Option<String>,
+    given: Option<InputOptions>,
+    schema_given: Option<Vec<FieldInput>>,
+    missing: impl FnOnce() -> String,
+) -> Result<(Input, Vec<Field>), DomainError> {
+    let schema = described.schema;
     let from = from
-        .or_else(|| file.format.clone())
+        .or_else(|| described.format.map(str::to_string))
         .ok_or_else(|| option_error("from", "the file's format is unknown: give options[from]"))?;
     let dialect = schema.map(|s| &s["dialect"]).filter(|d| d.is_object());
     let input = match from.as_str() {
@@ -314,16 +344,8 @@ pub fn read_plan(
         }
         None => {
             let fields = schema.map(|s| s["fields"].clone()).unwrap_or_default();
-            serde_json::from_value(fields).map_err(|_| {
-                DomainError::validation(
-                    "options[schema]",
-                    format!(
-                        "file {} has no schema ({}); give options[schema]",
-                        file.id,
-                        file.schema_error.as_deref().unwrap_or("none was detected")
-                    ),
-                )
-            })?
+            serde_json::from_value(fields)
+                .map_err(|_| DomainError::validation("options[schema]", missing()))?
         }
     };
     let fields = detected

@@ -16,6 +16,7 @@ use crate::engine::json::path::{JsonPath, Step};
 use crate::storage::FileStorage;
 use crate::store::files::File;
 use crate::store::Store;
+use parquet::file::reader::ChunkReader;
 
 /// Chunks of a chunked upload are multiples of this many bytes, but the last.
 pub const CHUNK_UNIT: u64 = 5 * 1024 * 1024;
@@ -266,7 +267,7 @@ async fn starts_as_parquet(files: &dyn FileStorage, file: &File) -> bool {
 
 /// A Parquet file's schema from its footer, in the shape detection records (a field's path is
 /// its column index; every row is counted).
-fn parquet_schema(file: Ranged) -> Result<Detected, String> {
+pub fn parquet_schema<T: ChunkReader + 'static>(file: T) -> Result<Detected, String> {
     let (columns, rows) = crate::engine::file::parquet::detect(file)?;
     let fields = columns
         .into_iter()

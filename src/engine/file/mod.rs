@@ -76,6 +76,8 @@ pub struct FileRead {
 pub enum FileBytes {
     Stream(Handoff<ByteStream>),
     Ranged(parquet::Ranged),
+    /// A file on this machine (`sluice transfer --source file://…`).
+    Local(std::path::PathBuf),
 }
 
 /// A file written by a sink: the format, and where its bytes go (a stream the caller stores;

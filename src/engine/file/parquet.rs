@@ -188,7 +188,7 @@ pub struct ParquetColumn {
 
 /// What schema detection finds in a Parquet file: its columns, and the row count from the
 /// footer.
-pub fn detect(file: Ranged) -> Result<(Vec<ParquetColumn>, u64), String> {
+pub fn detect<T: ChunkReader + 'static>(file: T) -> Result<(Vec<ParquetColumn>, u64), String> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
     let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
@@ -238,8 +238,8 @@ fn cast_column(array: &ArrayRef, target: &DataType, name: &str) -> Result<ArrayR
 }
 
 /// Read every row group of `file` as batches of `fields` (by column index), into `ctx`.
-pub fn read_batches(
-    file: Ranged,
+pub fn read_batches<T: ChunkReader + 'static>(
+    file: T,
     fields: &[Field],
     schema: SchemaRef,
     ctx: &SourceContext,

@@ -49,6 +49,10 @@ impl FileSource {
                     .ok_or_else(|| EngineError::Internal("the file was already read".into()))?,
             ),
             FileBytes::Ranged(ranged) => Bytes::Ranged(ranged.clone()),
+            FileBytes::Local(path) => Bytes::Local(
+                std::fs::File::open(path)
+                    .map_err(|e| EngineError::File(format!("{}: {e}", path.display())))?,
+            ),
         };
         Ok(Self {
             bytes,
@@ -84,6 +88,16 @@ impl SourceReader for FileSource {
                         read_batches(StreamReader::new(stream), &input, &fields, schema, &ctx)?
                     }
                     Bytes::Ranged(ranged) => parquet::read_batches(ranged, &fields, schema, &ctx)?,
+                    Bytes::Local(file) if input.is_columnar() => {
+                        parquet::read_batches(file, &fields, schema, &ctx)?
+                    }
+                    Bytes::Local(file) => read_batches(
+                        std::io::BufReader::with_capacity(256 << 10, file),
+                        &input,
+                        &fields,
+                        schema,
+                        &ctx,
+                    )?,
                 }
                 Ok::<_, EngineError>(ctx)
             });
@@ -103,6 +117,7 @@ impl SourceReader for FileSource {
 enum Bytes {
     Stream(ByteStream),
     Ranged(parquet::Ranged),
+    Local(std::fs::File),
 }
 
 /// Counts the bytes read into a cell the batch writer reads (for progress).
@@ -120,7 +135,7 @@ impl<R: Read> Read for Counted<'_, R> {
 }
 
 fn read_batches(
-    reader: StreamReader,
+    reader: impl Read,
     input: &Input,
     fields: &[Field],
     schema: SchemaRef,
