@@ -89,14 +89,15 @@ fn arrays(value: Value) -> Value {
     }
 }
 
-pub fn parse_options(raw: &Value) -> Result<ConvertOptions, ApiError> {
+/// A step's `options`, checked (an unknown field is named with its path, `options.…`).
+pub fn parse_options<T: serde::de::DeserializeOwned>(raw: &Value) -> Result<T, ApiError> {
     let prefixed = serde_json::json!({ "options": raw });
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct Wrapper {
-        options: ConvertOptions,
+    struct Wrapper<T> {
+        options: T,
     }
-    serde_path_to_error::deserialize::<_, Wrapper>(prefixed)
+    serde_path_to_error::deserialize::<_, Wrapper<T>>(prefixed)
         .map(|w| w.options)
         .map_err(|e| body_error(&e))
 }

@@ -12,6 +12,7 @@ use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::jobs::{self, JobResource, StatusQuery};
 use super::pagination::PageQuery;
 use super::{convert, resource, uploads, Body, State};
+use crate::domain::convert::LoadOptions;
 use crate::jobs::messages::{JobId, Submit};
 use crate::jobs::run::STEPS;
 use crate::store::jobs::{JobKind, JobStatus};
@@ -101,14 +102,15 @@ fn view(run: Run) -> RunView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRun {
-    /// `detect-schema` or `convert`.
+    /// `detect-schema`, `convert` or `load`.
     #[schema(example = "convert")]
     pub step: String,
     /// The file to work on (alias `file_id`).
     #[serde(alias = "file_id")]
     #[schema(example = 1)]
     pub file_id: i32,
-    /// For `convert`: `{to, from, schema, output, input}` as the pipeline's `options[…]`.
+    /// For `convert`: `{to, from, schema, output, input}` as the pipeline's `options[…]`; for
+    /// `load`: `{targetId, targetSchema, targetTable, overwrite}`.
     #[schema(value_type = Option<Object>)]
     pub options: Option<serde_json::Value>,
 }
@@ -134,6 +136,25 @@ async fn queue(
         "convert" => {
             let parsed = convert::parse_options(&options)?;
             crate::domain::convert::plan(&file, &parsed)?;
+        }
+        "load" => {
+            let load: LoadOptions = convert::parse_options(&options)?;
+            if load.target_table.trim().is_empty() {
+                return Err(ApiError::validation(
+                    "options.targetTable",
+                    "targetTable must name the table to write",
+                ));
+            }
+            if state.store.get_connection(load.target_id).await?.is_none() {
+                return Err(ApiError {
+                    field: Some("options.targetId".into()),
+                    ..ApiError::new(
+                        ErrorCode::UnknownConnection,
+                        format!("connection {} does not exist", load.target_id),
+                    )
+                });
+            }
+            crate::domain::convert::read_plan(&file, None, None, None)?;
         }
         _ if has_options => {
             return Err(ApiError::new(

@@ -79,6 +79,24 @@ fn text_or_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
     }))
 }
 
+/// Where a `load` run writes a file's records: a table of a connection, as a transfer would.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadOptions {
+    /// The connection written (alias `target_id`).
+    #[serde(alias = "target_id")]
+    pub target_id: i32,
+    /// PostgreSQL schema / MySQL database; the connection's default when absent.
+    #[serde(default, alias = "target_schema")]
+    pub target_schema: Option<String>,
+    /// The table (created when missing; alias `target_table`).
+    #[serde(alias = "target_table")]
+    pub target_table: String,
+    /// Replace the table's rows atomically instead of appending.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
 /// How a CSV input is read, where detection got it wrong.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::outcome::{begin, job_runner, store_failed, Conclusion, Outcome, RunOutput};
+use super::outcome::{
+    begin, job_runner, load_connection, on_engine, store_failed, Conclusion, Outcome, RunOutput,
+};
 use super::{JobDeps, JobId};
 use crate::codes::ErrorCode;
 use crate::engine::batch::Progress;
@@ -15,7 +17,7 @@ use crate::store::files::READY;
 use crate::store::runs::RunEnd;
 
 /// The steps a run may take.
-pub const STEPS: &[&str] = &["detect-schema", "convert"];
+pub const STEPS: &[&str] = &["detect-schema", "convert", "load"];
 
 /// Runs as a kind of job.
 pub struct RunJob;
@@ -26,7 +28,7 @@ async fn attempt(
     id: i32,
     deps: JobDeps,
     cancel: CancellationToken,
-    _progress: Arc<Progress>,
+    progress: Arc<Progress>,
 ) -> Outcome {
     let row = deps.store.get_run(id).await;
     let (run, _) = match begin(&deps, JobId::Run(id), row, |r| r.attempts, &cancel).await {
@@ -52,6 +54,7 @@ async fn attempt(
     match run.step.as_str() {
         "detect-schema" => detect(&deps, &file).await,
         "convert" => convert(&deps, &run, &file, cancel).await,
+        "load" => load(&deps, &run, progress, cancel).await,
         other => Outcome::Unrunnable(
             ErrorCode::InternalError,
             format!("{other:?} is not a step Sluice runs"),
@@ -125,6 +128,60 @@ async fn convert(
         result: Some(serde_json::json!({ "records": records, "to": to, "size": stored.size })),
         output_file_id: Some(output.id),
     })
+}
+
+/// The file's records into a table, as a transfer with `sourceFileId` would load them.
+async fn load(
+    deps: &JobDeps,
+    run: &crate::store::runs::Run,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Outcome {
+    use crate::domain::convert::LoadOptions;
+    use crate::engine::batch::TargetTable;
+    use crate::engine::pipeline::{run_transfer, TransferRequest};
+    use crate::engine::SinkSpec;
+
+    let options: LoadOptions = match serde_json::from_value(run.options.clone()) {
+        Ok(options) => options,
+        Err(e) => return Outcome::Failed(EngineError::Internal(format!("the run's options: {e}"))),
+    };
+    let (source, read) = match super::transfer::file_source(deps, run.file_id).await {
+        Ok(source) => source,
+        Err(outcome) => return outcome,
+    };
+    let target = match load_connection(deps, options.target_id, "target").await {
+        Ok(spec) => spec,
+        Err(why) => return Outcome::Unrunnable(ErrorCode::ConnectionNotFound, why),
+    };
+    let request = TransferRequest {
+        source,
+        read,
+        target,
+        write: SinkSpec::Table(TargetTable {
+            schema: options.target_schema.clone().filter(|s| !s.is_empty()),
+            table: options.target_table.clone(),
+            overwrite: options.overwrite,
+        }),
+        batch_rows: deps.settings.jobs.batch_rows,
+        partitioning: None,
+    };
+    let span = tracing::info_span!("run", run_id = run.id, step = "load");
+    let work = run_transfer(request, progress, cancel);
+    match on_engine(work, span, || async {}).await {
+        Ok(Ok(rows)) => Outcome::Ran(RunOutput {
+            rows,
+            result: Some(serde_json::json!({
+                "rows": rows,
+                "targetId": options.target_id,
+                "targetSchema": options.target_schema,
+                "targetTable": options.target_table,
+            })),
+            output_file_id: None,
+        }),
+        Ok(Err(e)) => Outcome::Failed(e),
+        Err(panic) => Outcome::Panicked(panic),
+    }
 }
 
 async fn save(id: i32, deps: &JobDeps, end: Conclusion) -> Result<(), sea_orm::DbErr> {

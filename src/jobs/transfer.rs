@@ -46,28 +46,7 @@ async fn reading(
     transfer: &Transfer,
 ) -> Result<(ConnectSpec, SourceSpec), Outcome> {
     if let Some(file_id) = transfer.source_file_id {
-        let file = match deps.store.get_file(file_id).await {
-            Ok(Some(file)) if file.status == READY => file,
-            Ok(_) => {
-                return Err(Outcome::Unrunnable(
-                    ErrorCode::FileNotFound,
-                    format!("source file {file_id} no longer exists or is not ready"),
-                ))
-            }
-            Err(e) => return Err(store_failed(e)),
-        };
-        // Checked when queued; the file's schema may have been edited since.
-        let (input, fields) = read_plan(&file, None, None, None)
-            .map_err(|e| Outcome::Failed(EngineError::File(e.detail)))?;
-        let bytes = file_bytes(deps.files.clone(), &file, &input)
-            .await
-            .map_err(Outcome::Failed)?;
-        let read = FileRead {
-            bytes,
-            input,
-            fields,
-        };
-        return Ok((ConnectSpec::file(), SourceSpec::File(read)));
+        return file_source(deps, file_id).await;
     }
     let (Some(source_id), Some(query)) = (transfer.source_id, transfer.query.clone()) else {
         return Err(Outcome::Unrunnable(
@@ -79,6 +58,35 @@ async fn reading(
         Ok(spec) => Ok((spec, SourceSpec::Query(query))),
         Err(why) => Err(Outcome::Unrunnable(ErrorCode::ConnectionNotFound, why)),
     }
+}
+
+/// A stored file as a source, through its schema.
+pub(super) async fn file_source(
+    deps: &JobDeps,
+    file_id: i32,
+) -> Result<(ConnectSpec, SourceSpec), Outcome> {
+    let file = match deps.store.get_file(file_id).await {
+        Ok(Some(file)) if file.status == READY => file,
+        Ok(_) => {
+            return Err(Outcome::Unrunnable(
+                ErrorCode::FileNotFound,
+                format!("source file {file_id} no longer exists or is not ready"),
+            ))
+        }
+        Err(e) => return Err(store_failed(e)),
+    };
+    // Checked when queued; the file's schema may have been edited since.
+    let (input, fields) = read_plan(&file, None, None, None)
+        .map_err(|e| Outcome::Failed(EngineError::File(e.detail)))?;
+    let bytes = file_bytes(deps.files.clone(), &file, &input)
+        .await
+        .map_err(Outcome::Failed)?;
+    let read = FileRead {
+        bytes,
+        input,
+        fields,
+    };
+    Ok((ConnectSpec::file(), SourceSpec::File(read)))
 }
 
 /// The transfer's target: a connection's table, or a new file (and the stream of its bytes,

@@ -549,3 +549,56 @@ async fn a_query_written_as_a_sql_script_loads_into_postgres_mariadb_and_sqlite(
         .unwrap();
     assert_eq!(count, 3);
 }
+
+#[actix_web::test]
+async fn a_load_run_writes_a_files_records_into_a_table_and_checks_its_options_first() {
+    let app = spawn_app().await;
+    let (schema, pg) = pg_schema_and_connection(&app, "file_load").await;
+    let file = app.upload_file("orders.csv", ORDERS_CSV).await;
+    let run = app
+        .run_step(json!({"step": "load", "fileId": file, "options": {
+            "targetId": pg["id"], "targetSchema": schema, "targetTable": "loaded"}}))
+        .await;
+    assert_eq!(run["status"], "complete", "{run}");
+    assert_eq!(run["result"]["rows"], 3);
+    assert_eq!(run["result"]["targetTable"], "loaded");
+    let client = pg_client("test").await;
+    assert_eq!(
+        pg_cells(
+            &client,
+            &format!("SELECT sum(price)::text FROM {schema}.loaded")
+        )
+        .await,
+        [vec![Some("5.55".to_string())]]
+    );
+
+    for (options, status, code, field) in [
+        (
+            json!({"targetId": pg["id"], "targetTable": "t", "colour": 1}),
+            StatusCode::BAD_REQUEST,
+            "unknown_field",
+            "options.colour",
+        ),
+        (
+            json!({"targetId": 999999, "targetTable": "t"}),
+            StatusCode::BAD_REQUEST,
+            "unknown_connection",
+            "options.targetId",
+        ),
+        (
+            json!({"targetId": pg["id"], "targetTable": " "}),
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "options.targetTable",
+        ),
+    ] {
+        let response = app
+            .admin(Method::POST, "/api/v1/runs")
+            .json(&json!({"step": "load", "fileId": file, "options": options}))
+            .send()
+            .await
+            .unwrap();
+        let error = assert_error(response, status, code).await;
+        assert_eq!(error["field"], field, "{options}");
+    }
+}
