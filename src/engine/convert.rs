@@ -129,7 +129,7 @@ pub(crate) fn file_error(
 
 /// A text value (a CSV cell) as a value of `t`; `Err` says why it does not fit.
 fn from_text(text: &str, t: FieldType) -> Result<Cell<'_>, String> {
-    let bad = || format!("{text:?} is not a {}", t.name());
+    let bad = || format!("{text:?} is not {}", t.described());
     let trimmed = text.trim();
     Ok(match t {
         FieldType::Text | FieldType::Bytes => Cell::Text(Cow::Borrowed(text)),
@@ -213,7 +213,7 @@ fn from_json(value: &Value, t: FieldType) -> Result<Cell<'_>, String> {
             "false"
         }))),
         (Value::String(s), _) => from_text(s, t),
-        (v, t) => Err(format!("{v} is not a {}", t.name())),
+        (v, t) => Err(format!("{v} is not {}", t.described())),
     }
 }
 

@@ -8,8 +8,13 @@ use super::{csv, json};
 pub const SAMPLE_BYTES: u64 = 1 << 20;
 
 /// Detect the schema of a file of format `format` (csv, json, jsonl; `None`: guess) from
-/// `sample`, its first bytes (`whole`: all of them).
+/// `sample`, its first bytes (`whole`: all of them). When the records read are not all of the
+/// file's, numbers are widened (see `Detected::widened`) so that later values still fit.
 pub fn detect_schema(sample: &[u8], whole: bool, format: Option<&str>) -> Result<Detected, String> {
+    sampled(sample, whole, format).map(Detected::widened)
+}
+
+fn sampled(sample: &[u8], whole: bool, format: Option<&str>) -> Result<Detected, String> {
     match format {
         Some("csv") => csv::detect(sample, whole, DEFAULT_NULL_WORDS),
         Some("json" | "jsonl") => json::detect(sample, whole),
@@ -49,5 +54,32 @@ mod tests {
             .unwrap_err()
             .contains("not text"));
         assert!(detect_schema(b"PAR1", true, Some("parquet")).is_err());
+    }
+
+    #[test]
+    fn a_sample_cut_short_counts_no_rows_and_widens_its_numbers() {
+        let mut csv = String::from("id,price\n");
+        for i in 0..10_001 {
+            csv.push_str(&format!("{i},{i}.5\n"));
+        }
+        let d = detect_schema(csv.as_bytes(), true, Some("csv")).unwrap();
+        assert!(!d.whole_file, "10,001 records, 10,000 sampled");
+        let types: Vec<&str> = d.fields.iter().map(|f| f.field_type.as_str()).collect();
+        assert_eq!(types, ["bigint", "decimal(38,1)"]);
+        let mut lines = String::new();
+        for i in 0..10_001 {
+            lines.push_str(&format!("{{\"n\": {i}}}\n"));
+        }
+        assert!(
+            !detect_schema(lines.as_bytes(), true, Some("jsonl"))
+                .unwrap()
+                .whole_file
+        );
+        let whole = detect_schema(b"id\n1\n2\n", true, Some("csv")).unwrap();
+        assert!(whole.whole_file);
+        assert_eq!(
+            whole.fields[0].field_type, "integer",
+            "a whole file keeps its types"
+        );
     }
 }

@@ -80,6 +80,17 @@ impl FieldType {
         }
     }
 
+    /// The name with its article, for messages: `an integer`, `a uuid`.
+    pub fn described(self) -> String {
+        let name = self.name();
+        let article = if name.starts_with(['a', 'e', 'i', 'o']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {name}")
+    }
+
     /// The logical type values of this field travel as.
     pub fn logical(self) -> LogicalType {
         match self {
@@ -415,6 +426,28 @@ pub struct Detected {
     pub sampled_rows: u64,
     /// Whether the sample was the whole file.
     pub whole_file: bool,
+}
+
+impl Detected {
+    /// Types guessed from a sample that is not the whole file, widened so that values the
+    /// sample did not show still fit: `integer` → `bigint`, `decimal(p,s)` → `decimal(38,s)`.
+    pub fn widened(mut self) -> Self {
+        if self.whole_file {
+            return self;
+        }
+        for field in &mut self.fields {
+            let wider = match FieldType::parse(&field.field_type) {
+                Some(FieldType::Integer) => FieldType::BigInt,
+                Some(FieldType::Decimal { scale, .. }) => FieldType::Decimal {
+                    precision: MAX_PRECISION,
+                    scale,
+                },
+                _ => continue,
+            };
+            field.field_type = wider.name();
+        }
+        self
+    }
 }
 
 #[cfg(test)]

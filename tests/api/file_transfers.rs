@@ -602,3 +602,49 @@ async fn a_load_run_writes_a_files_records_into_a_table_and_checks_its_options_f
         assert_eq!(error["field"], field, "{options}");
     }
 }
+
+#[actix_web::test]
+async fn a_line_longer_than_a_record_may_be_fails_the_load_without_holding_it() {
+    let app = spawn_app().await;
+    let (schema, pg) = pg_schema_and_connection(&app, "file_long").await;
+    // 65 MiB in one line, past the 64 MiB a record may take (a 2 GB line fails the same way,
+    // at the same point: the reader never holds more than the limit).
+    let mut bytes = b"a,b\n1,".to_vec();
+    bytes.resize(bytes.len() + (65 << 20), b'x');
+    bytes.push(b'\n');
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    let file = app.upload_file("long.csv", bytes).await;
+    let response = app
+        .admin(Method::PATCH, &format!("/api/v1/files/{file}"))
+        .json(&json!({"schema": [
+            {"name": "a", "type": "string", "path": "0"},
+            {"name": "b", "type": "string", "path": "1"},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let t = app
+        .submit_transfer(json!({"sourceFileId": file, "targetId": pg["id"],
+            "targetSchema": schema, "targetTable": "t"}))
+        .await;
+    let done = app.wait_transfer(&t["id"], 60).await;
+    assert_eq!(done["status"], "error", "{done}");
+    assert_eq!(done["errorCode"], "invalid_file_content");
+    assert!(
+        done["error"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 67108864 bytes"),
+        "{done}"
+    );
+    let client = pg_client("test").await;
+    assert_eq!(
+        pg_cells(
+            &client,
+            &format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{schema}'")
+        )
+        .await,
+        [vec![Some("0".to_string())]]
+    );
+}

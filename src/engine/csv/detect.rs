@@ -127,22 +127,30 @@ fn sniff_delimiter(text: &str, quote: u8, escape: Option<u8>, whole: bool) -> u8
 }
 
 /// The sampled records, and whether they are all the file holds.
+/// A record and the line it starts on.
+type Row = (u64, Vec<String>);
+
+/// The sample's records, and whether they are all of its records (none left unread).
 fn records(
     text: &str,
     dialect: (u8, u8, Option<u8>),
     whole: bool,
-) -> Result<Vec<(u64, Vec<String>)>, String> {
+) -> Result<(Vec<Row>, bool), String> {
     let (delimiter, quote, escape) = dialect;
     let mut rows = Vec::new();
     let mut reader = reader(text, delimiter, quote, escape);
     let mut record = csv::StringRecord::new();
+    let mut complete = false;
     loop {
         if rows.len() > SAMPLE_RECORDS {
             break;
         }
         let line = reader.position().line();
         match reader.read_record(&mut record) {
-            Ok(false) => break,
+            Ok(false) => {
+                complete = true;
+                break;
+            }
             Ok(true) => rows.push((line, record.iter().map(str::to_string).collect())),
             // The sample may end inside a quoted field: what came before stands.
             Err(_) if !whole => break,
@@ -153,7 +161,7 @@ fn records(
     if !whole && rows.len() <= SAMPLE_RECORDS && rows.len() > 1 {
         rows.pop();
     }
-    Ok(rows)
+    Ok((rows, complete))
 }
 
 /// Whether the first record names the columns: some column is typed below it while its first
@@ -232,7 +240,7 @@ pub fn detect(sample: &[u8], whole: bool, null_words: &[&str]) -> Result<Detecte
         return Err(format!("CSV line {line}: a quoted field is never closed"));
     }
     let delimiter = sniff_delimiter(text, quote, escape, whole);
-    let rows = records(text, (delimiter, quote, escape), whole)?;
+    let (rows, complete) = records(text, (delimiter, quote, escape), whole)?;
     let header = has_header(&rows, null_words);
     let width = rows.first().map_or(0, |(_, r)| r.len());
     let body = if header { &rows[1..] } else { &rows[..] };
@@ -272,7 +280,7 @@ pub fn detect(sample: &[u8], whole: bool, null_words: &[&str]) -> Result<Detecte
         }),
         fields,
         sampled_rows: body.len() as u64,
-        whole_file: whole && body.len() <= SAMPLE_RECORDS,
+        whole_file: whole && complete,
     })
 }
 

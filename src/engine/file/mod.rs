@@ -19,7 +19,7 @@ use super::convert::{Field, Input, Output};
 use super::error::{ConnectError, EngineError};
 use super::infer::FieldType;
 use super::types::{Column, LogicalType};
-use super::{SourceReader, Timeouts};
+use super::{SourceReader, Timeouts, CANCEL_GRACE};
 use crate::catalog::SchemaInfo;
 use crate::storage::bridge::StreamWriter;
 use crate::storage::ByteStream;
@@ -60,6 +60,25 @@ impl<T> std::fmt::Debug for Handoff<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Handoff")
     }
+}
+
+/// The end of blocking work that watches `cancel` itself (at its next batch). On a cancel the
+/// work still gets `CANCEL_GRACE` to end, so that its own error, often the cause of the
+/// cancel (the other side saw the channel close), is the one reported.
+async fn blocking_end<T>(
+    work: tokio::task::JoinHandle<Result<T, EngineError>>,
+    cancel: &CancellationToken,
+    what: &str,
+) -> Result<T, EngineError> {
+    tokio::pin!(work);
+    let joined = tokio::select! {
+        done = &mut work => done,
+        _ = cancel.cancelled() => match tokio::time::timeout(CANCEL_GRACE, &mut work).await {
+            Ok(done) => done,
+            Err(_) => return Err(EngineError::Cancelled),
+        },
+    };
+    joined.map_err(|e| EngineError::Internal(format!("{what} stopped: {e}")))?
 }
 
 /// A file read as a source: its bytes, how they are written, and the fields to read.

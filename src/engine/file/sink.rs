@@ -16,7 +16,7 @@ use base64::Engine;
 
 use super::parquet::ParquetOut;
 use super::sql::SqlOut;
-use super::FileWrite;
+use super::{blocking_end, FileWrite};
 use crate::engine::batch::{copy_not_offered, Message, SinkContext};
 use crate::engine::connector::DbKind;
 use crate::engine::convert::{io_error, Cell, Output, Writer};
@@ -44,13 +44,7 @@ pub async fn run(ctx: SinkContext, write: FileWrite) -> Result<u64, EngineError>
         }
         result
     });
-    tokio::select! {
-        biased;
-        // The writer stops at its next batch (the channel closes when the sources stop).
-        _ = cancel.cancelled() => Err(EngineError::Cancelled),
-        done = work => done
-            .map_err(|e| EngineError::Internal(format!("the file writer stopped: {e}")))?,
-    }
+    blocking_end(work, &cancel, "the file writer").await
 }
 
 /// The next batch, or `None` after `End`; a channel that closes without it, or a cancel,

@@ -19,7 +19,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use super::{columns, parquet, FileBytes, FileRead};
+use super::{blocking_end, columns, parquet, FileBytes, FileRead};
 use crate::engine::batch::{Message, SourceContext, MAX_BATCH_BYTES};
 use crate::engine::convert::{
     field_value, file_error, read_records, Field, Input, Place, Raw, Record,
@@ -101,13 +101,7 @@ impl SourceReader for FileSource {
                 }
                 Ok::<_, EngineError>(ctx)
             });
-            let ctx = tokio::select! {
-                biased;
-                // The blocking reader notices the cancellation at its next batch.
-                _ = cancel.cancelled() => return Err(EngineError::Cancelled),
-                done = work => done
-                    .map_err(|e| EngineError::Internal(format!("the file reader stopped: {e}")))??,
-            };
+            let ctx = blocking_end(work, &cancel, "the file reader").await?;
             ctx.finish().await
         })
     }
@@ -319,10 +313,10 @@ impl Builder {
                     owned = Value::String(s.clone()).to_string();
                     &owned
                 }
-                (v, t) => return Err(format!("{v} is not a {}", t.name())),
+                (v, t) => return Err(format!("{v} is not {}", t.described())),
             },
         };
-        let bad = || format!("{text:?} is not a {}", t.name());
+        let bad = || format!("{text:?} is not {}", t.described());
         let trimmed = text.trim();
         match self {
             Self::Boolean(b) => match trimmed.to_ascii_lowercase().as_str() {

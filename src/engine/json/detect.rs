@@ -19,6 +19,8 @@ struct Fields {
     order: Vec<(String, String, Column, u64)>,
     index: HashMap<String, usize>,
     records: u64,
+    /// The sample stopped at `SAMPLE_RECORDS` with records left after it.
+    cut: bool,
 }
 
 impl Fields {
@@ -84,7 +86,7 @@ impl Fields {
             dialect: None,
             fields,
             sampled_rows: records,
-            whole_file: whole && records <= SAMPLE_RECORDS as u64,
+            whole_file: whole && !self.cut,
         }
     }
 }
@@ -118,7 +120,11 @@ fn skip_space(text: &str, at: usize) -> usize {
 fn array(text: &str, mut at: usize, whole: bool, fields: &mut Fields) -> Result<(), String> {
     loop {
         at = skip_space(text, at);
-        if text[at..].starts_with(']') || (fields.records as usize) >= SAMPLE_RECORDS {
+        if text[at..].starts_with(']') {
+            return Ok(());
+        }
+        if fields.records as usize >= SAMPLE_RECORDS {
+            fields.cut = true;
             return Ok(());
         }
         let mut values = serde_json::Deserializer::from_str(&text[at..]).into_iter::<Value>();
@@ -165,6 +171,7 @@ fn lines(text: &str, whole: bool, fields: &mut Fields) -> Result<(), String> {
             Some(Err(e)) => return Err(syntax_error(text, 0, &e)),
         }
         if fields.records as usize >= SAMPLE_RECORDS {
+            fields.cut = !text[values.byte_offset()..].trim().is_empty();
             return Ok(());
         }
     }
