@@ -22,6 +22,7 @@ use crate::engine::connector::DbKind;
 use crate::engine::convert::{io_error, Cell, Output, Writer};
 use crate::engine::query::{date_text, decimal128_text, time_text, timestamp_text};
 use crate::engine::types::{arrow_schema, LogicalType};
+use crate::engine::values::{push_ascii, write_uuid};
 use crate::engine::EngineError;
 use crate::storage::bridge::StreamWriter;
 
@@ -230,8 +231,12 @@ fn cell<'a>(
         )),
         LogicalType::Uuid => {
             let bytes = array.as_fixed_size_binary().value(row);
-            let uuid = uuid::Uuid::from_slice(bytes).map_err(|e| e.to_string())?;
-            text(uuid.hyphenated().to_string())
+            if bytes.len() != 16 {
+                return Err(format!("a UUID of {} bytes", bytes.len()));
+            }
+            let mut uuid = String::with_capacity(36);
+            push_ascii(&mut uuid, |b| write_uuid(b, bytes));
+            text(uuid)
         }
     })
 }
