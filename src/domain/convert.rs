@@ -134,8 +134,12 @@ fn flag(field: &str, text: &str) -> Result<bool, DomainError> {
 
 /// The name of a file converted to `to`: `orders.csv` → `orders.jsonl`.
 pub fn output_name(name: &str, to: &str) -> String {
-    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    format!("{stem}.{to}")
+    format!("{}.{to}", stem(name))
+}
+
+/// A file's name without its extension.
+pub fn stem(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(stem, _)| stem)
 }
 
 /// A conversion, planned.
@@ -165,11 +169,9 @@ pub struct OutputFormat {
 /// The table a SQL script made from a file named `name` creates by default: the name without
 /// its extension.
 pub fn default_table(name: &str) -> String {
-    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    if stem.is_empty() {
-        "data".into()
-    } else {
-        stem.to_string()
+    match stem(name) {
+        "" => "data".into(),
+        stem => stem.to_string(),
     }
 }
 

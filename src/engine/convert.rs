@@ -7,12 +7,13 @@
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read, Write};
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::error::EngineError;
-use super::infer::{FieldType, DEFAULT_NULL_WORDS};
+use super::infer::{
+    parse_date, parse_decimal, parse_timestamp, parse_timestamptz, FieldType, DEFAULT_NULL_WORDS,
+};
 use super::json::path::Step;
 
 /// The largest record read.
@@ -142,15 +143,7 @@ fn from_text(text: &str, t: FieldType) -> Result<Cell<'_>, String> {
             Cell::Literal(Cow::Owned(v.to_string()))
         }
         FieldType::Decimal { precision, scale } => {
-            let digits = trimmed.strip_prefix(['-', '+']).unwrap_or(trimmed);
-            let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-            let numeric = !int.is_empty()
-                && int.bytes().all(|b| b.is_ascii_digit())
-                && frac.bytes().all(|b| b.is_ascii_digit());
-            let int_digits = int.trim_start_matches('0').len() as u32;
-            if !numeric || frac.len() as u32 > scale || int_digits > precision - scale {
-                return Err(bad());
-            }
+            parse_decimal(trimmed, precision, scale).ok_or_else(bad)?;
             Cell::Literal(Cow::Owned(trimmed.trim_start_matches('+').to_string()))
         }
         FieldType::Float => {
@@ -166,22 +159,15 @@ fn from_text(text: &str, t: FieldType) -> Result<Cell<'_>, String> {
             _ => return Err(bad()),
         },
         FieldType::Date => {
-            NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map_err(|_| bad())?;
+            parse_date(trimmed).ok_or_else(bad)?;
             Cell::Text(Cow::Borrowed(text))
         }
         FieldType::Timestamp => {
-            let ok = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
-                .iter()
-                .any(|f| NaiveDateTime::parse_from_str(trimmed, f).is_ok());
-            if !ok {
-                return Err(bad());
-            }
+            parse_timestamp(trimmed).ok_or_else(bad)?;
             Cell::Text(Cow::Borrowed(text))
         }
         FieldType::TimestampTz => {
-            DateTime::parse_from_rfc3339(&trimmed.replacen(' ', "T", 1))
-                .or_else(|_| DateTime::parse_from_str(trimmed, "%Y-%m-%d %H:%M:%S%.f%#z"))
-                .map_err(|_| bad())?;
+            parse_timestamptz(trimmed).ok_or_else(bad)?;
             Cell::Text(Cow::Borrowed(text))
         }
         FieldType::Uuid => {

@@ -242,31 +242,68 @@ const ZONED_FORMATS: &[&str] = &[
     "%Y-%m-%dT%H:%M:%S%.f%#z",
 ];
 
+/// The values of file fields as every reader of files takes them (detection, the record
+/// converter, the Arrow builder): one parser per type, so that what detection calls a type
+/// always reads as that type.
+///
+/// A `date`: `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+/// A `timestamp` (no zone): date and time, `T` or a space between, seconds optional.
+pub fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
+    TIMESTAMP_FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+}
+
+/// A `timestamptz`: a timestamp with `Z` or an offset (`+02:00`, `+0200`, `+02`); the instant
+/// in microseconds since the epoch.
+pub fn parse_timestamptz(text: &str) -> Option<i64> {
+    if let Some(utc) = text.strip_suffix('Z') {
+        if let Some(t) = parse_timestamp(utc) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    ZONED_FORMATS
+        .iter()
+        .find_map(|f| DateTime::parse_from_str(text, f).ok())
+        .map(|t| t.timestamp_micros())
+}
+
+/// A `decimal(precision, scale)`: plain decimal text (`-12.50`, `+7`) as the integer of
+/// `scale` digits after the point, when its digits fit.
+pub fn parse_decimal(text: &str, precision: u32, scale: u32) -> Option<i128> {
+    let negative = text.starts_with('-');
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let numeric = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    let int = int.trim_start_matches('0');
+    if !numeric || frac.len() as u32 > scale || int.len() as u32 > precision - scale {
+        return None;
+    }
+    let mut value: i128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        value = value * 10 + i128::from(b - b'0');
+    }
+    value *= 10i128.pow(scale - frac.len() as u32);
+    Some(if negative { -value } else { value })
+}
+
 fn temporal(text: &str) -> Option<Guess> {
     if !text.starts_with(|c: char| c.is_ascii_digit()) || text.len() < 10 {
         return None;
     }
-    if text.len() == 10 && NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() {
+    if text.len() == 10 && parse_date(text).is_some() {
         return Some(Guess::Date);
     }
-    if let Some(utc) = text.strip_suffix('Z') {
-        if TIMESTAMP_FORMATS
-            .iter()
-            .any(|f| NaiveDateTime::parse_from_str(utc, f).is_ok())
-        {
-            return Some(Guess::TimestampTz);
-        }
-    }
-    if ZONED_FORMATS
-        .iter()
-        .any(|f| DateTime::parse_from_str(text, f).is_ok())
-    {
+    if parse_timestamptz(text).is_some() {
         return Some(Guess::TimestampTz);
     }
-    TIMESTAMP_FORMATS
-        .iter()
-        .any(|f| NaiveDateTime::parse_from_str(text, f).is_ok())
-        .then_some(Guess::Timestamp)
+    parse_timestamp(text).map(|_| Guess::Timestamp)
 }
 
 /// What a text value (from a CSV cell, or a JSON string) suggests. `numbers`: whether digits

@@ -11,7 +11,7 @@ use super::outcome::{
 use super::{JobDeps, JobId};
 use crate::codes::ErrorCode;
 use crate::domain::convert::{
-    default_table, file_bytes, output_format, read_plan, stored_output, written_schema,
+    default_table, file_bytes, output_format, read_plan, stem, stored_output, written_schema,
     OutputFormat, OutputOptions,
 };
 use crate::engine::batch::{Progress, TargetTable};
@@ -239,7 +239,7 @@ async fn publish(
     let stem = transfer
         .source_name
         .as_deref()
-        .map(|n| n.rsplit_once('.').map_or(n, |(stem, _)| stem))
+        .map(stem)
         .filter(|n| !n.is_empty())
         .unwrap_or("transfer");
     let name = crate::domain::files::validate_name(&format!("{stem}-{}.{}", transfer.id, out.to))

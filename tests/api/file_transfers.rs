@@ -381,12 +381,13 @@ async fn file_endpoints_of_a_transfer_are_checked_before_it_is_queued() {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let error: Value = response.json().await.unwrap();
-        assert!(
-            status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
-            "{body}: {status} {error}"
-        );
+        // An unknown file is not found; every other case is a body that does not fit.
+        let (status, code) = if body["sourceFileId"] == 999999 {
+            (StatusCode::NOT_FOUND, "file_not_found")
+        } else {
+            (StatusCode::BAD_REQUEST, "validation_failed")
+        };
+        let error = assert_error(response, status, code).await;
         assert_eq!(error["field"], field, "{body}: {error}");
     }
     let response = app

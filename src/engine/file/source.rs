@@ -15,7 +15,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
@@ -24,7 +24,9 @@ use crate::engine::batch::{Message, SourceContext, MAX_BATCH_BYTES};
 use crate::engine::convert::{
     field_value, file_error, read_records, Field, Input, Place, Raw, Record,
 };
-use crate::engine::infer::FieldType;
+use crate::engine::infer::{
+    parse_date, parse_decimal, parse_timestamp, parse_timestamptz, FieldType,
+};
 use crate::engine::types::{arrow_schema, Column};
 use crate::engine::values::plain_number;
 use crate::engine::{EngineError, SourceReader};
@@ -190,45 +192,6 @@ enum Builder {
     Uuid(FixedSizeBinaryBuilder),
 }
 
-fn epoch() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date")
-}
-
-/// Decimal text (`-12.50`) as the integer of `scale` digits after the point, when it fits
-/// `precision`.
-fn decimal(text: &str, precision: u32, scale: u32) -> Option<i128> {
-    let negative = text.starts_with('-');
-    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let numeric = !int.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit());
-    let int = int.trim_start_matches('0');
-    if !numeric || frac.len() as u32 > scale || int.len() as u32 > precision - scale {
-        return None;
-    }
-    let mut value: i128 = 0;
-    for b in int.bytes().chain(frac.bytes()) {
-        value = value * 10 + i128::from(b - b'0');
-    }
-    value *= 10i128.pow(scale - frac.len() as u32);
-    Some(if negative { -value } else { value })
-}
-
-fn timestamp(text: &str) -> Option<i64> {
-    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-        .map(|t| t.and_utc().timestamp_micros())
-}
-
-fn timestamptz(text: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1))
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
-        .ok()
-        .map(|t| t.timestamp_micros())
-}
-
 impl Builder {
     fn new(t: FieldType) -> Self {
         match t {
@@ -337,7 +300,7 @@ impl Builder {
                 let FieldType::Decimal { precision, scale } = t else {
                     return Err(bad());
                 };
-                b.append_value(decimal(trimmed, precision, scale).ok_or_else(bad)?)
+                b.append_value(parse_decimal(trimmed, precision, scale).ok_or_else(bad)?)
             }
             Self::Text(b) => {
                 if t == FieldType::Json {
@@ -350,14 +313,14 @@ impl Builder {
                     .map_err(|_| format!("{text:?} is not bytes (bytes are written as base64)"))?,
             ),
             Self::Date(b) => {
-                let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map_err(|_| bad())?;
-                b.append_value((date - epoch()).num_days() as i32)
+                let date = parse_date(trimmed).ok_or_else(bad)?;
+                b.append_value((date - NaiveDate::default()).num_days() as i32)
             }
             Self::Timestamp(b) => {
                 let micros = if t == FieldType::TimestampTz {
-                    timestamptz(trimmed)
+                    parse_timestamptz(trimmed)
                 } else {
-                    timestamp(trimmed)
+                    parse_timestamp(trimmed).map(|t| t.and_utc().timestamp_micros())
                 };
                 b.append_value(micros.ok_or_else(bad)?)
             }
@@ -377,13 +340,13 @@ mod tests {
 
     #[test]
     fn decimal_text_becomes_its_scaled_integer_or_is_refused() {
-        assert_eq!(decimal("12.5", 5, 2), Some(1250));
-        assert_eq!(decimal("-0.01", 5, 2), Some(-1));
-        assert_eq!(decimal("+007", 3, 0), Some(7));
-        assert_eq!(decimal("1234", 5, 2), None);
-        assert_eq!(decimal("1.234", 5, 2), None);
-        assert_eq!(decimal("1e3", 5, 2), None);
-        assert_eq!(decimal(".5", 5, 2), None);
+        assert_eq!(parse_decimal("12.5", 5, 2), Some(1250));
+        assert_eq!(parse_decimal("-0.01", 5, 2), Some(-1));
+        assert_eq!(parse_decimal("+007", 3, 0), Some(7));
+        assert_eq!(parse_decimal("1234", 5, 2), None);
+        assert_eq!(parse_decimal("1.234", 5, 2), None);
+        assert_eq!(parse_decimal("1e3", 5, 2), None);
+        assert_eq!(parse_decimal(".5", 5, 2), None);
     }
 
     #[test]
@@ -395,6 +358,8 @@ mod tests {
             (FieldType::Float, "-0.5"),
             (FieldType::Date, "2024-02-29"),
             (FieldType::Timestamp, "2024-02-29T10:11:12.5"),
+            // Seconds are optional, as detection takes them.
+            (FieldType::Timestamp, "2024-02-29 10:11"),
             (FieldType::TimestampTz, "2024-02-29 10:11:12+02:00"),
             (FieldType::Uuid, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
             (FieldType::Json, "{\"a\":[1,2]}"),
@@ -416,12 +381,20 @@ mod tests {
                 FieldType::TimestampTz,
             )
             .unwrap();
+        // Offsets may be written without a colon, as detection takes them.
+        builder
+            .push(
+                Raw::Text("1970-01-01T02:00:00+0200"),
+                FieldType::TimestampTz,
+            )
+            .unwrap();
         let array = builder.finish();
         let values = array
             .as_any()
             .downcast_ref::<arrow_array::TimestampMicrosecondArray>()
             .unwrap();
         assert_eq!(values.value(0), 0);
+        assert_eq!(values.value(1), 0);
         let err = Builder::new(FieldType::Integer)
             .push(Raw::Text("3.5"), FieldType::Integer)
             .unwrap_err();
