@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::convert::{reading, Described};
 use crate::engine::batch::{Progress, TargetTable};
 use crate::engine::file::{FileBytes, FileRead};
+use crate::engine::infer::default_null_words;
 use crate::engine::partition::Partitioning;
 use crate::engine::pipeline::{run_transfer, TransferRequest};
 use crate::engine::{ConnectSpec, DbKind, SinkSpec, SourceSpec, SslMode, Timeouts};
@@ -128,7 +129,7 @@ async fn local_file(path: &Path) -> anyhow::Result<(ConnectSpec, SourceSpec)> {
             crate::domain::files::parquet_schema(std::fs::File::open(&owned)?)
         } else {
             let whole = sample.len() as u64 == size;
-            crate::engine::detect::detect_schema(&sample, whole, format)
+            crate::engine::detect::detect_schema(&sample, whole, format, &default_null_words())
         };
         detected.map_err(|why| anyhow!("{}: {why}", owned.display()))
     })

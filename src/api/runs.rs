@@ -110,7 +110,8 @@ pub struct CreateRun {
     #[schema(example = 1)]
     pub file_id: i32,
     /// For `convert`: `{to, from, schema, output, input}` as the pipeline's `options[…]`; for
-    /// `load`: `{targetId, targetSchema, targetTable, overwrite}`.
+    /// `load`: `{targetId, targetSchema, targetTable, overwrite}`; for `detect-schema`:
+    /// `{input: {null: [words]}}`, the cells that mean NULL.
     #[schema(value_type = Option<Object>)]
     pub options: Option<serde_json::Value>,
 }
@@ -155,6 +156,10 @@ async fn queue(
                 });
             }
             crate::domain::convert::read_plan(&file, None, None, None)?;
+        }
+        "detect-schema" => {
+            let parsed: crate::domain::convert::DetectOptions = convert::parse_options(&options)?;
+            parsed.null_words()?;
         }
         _ if has_options => {
             return Err(ApiError::new(

@@ -480,7 +480,14 @@ async fn seal(state: &State, file: File) -> Result<Placed, ApiError> {
 /// The file with its schema detected (a file whose bytes do not read gets `schemaError`; a
 /// failure of Sluice's own is logged and leaves the file without a schema).
 async fn with_schema(state: &State, file: File) -> File {
-    match crate::domain::files::detect(&state.store, &state.files, &file).await {
+    match crate::domain::files::detect(
+        &state.store,
+        &state.files,
+        &file,
+        crate::engine::infer::default_null_words(),
+    )
+    .await
+    {
         Ok(detected) => detected,
         Err(e) => {
             tracing::warn!(file_id = file.id, error = %e, "Schema detection failed.");

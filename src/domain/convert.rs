@@ -15,7 +15,7 @@ use crate::engine::batch::{Progress, SinkSpec, SourceSpec};
 use crate::engine::convert::{convert, CsvInput, CsvOutput, Field, FieldPath, Input, Output};
 use crate::engine::file::parquet::Ranged;
 use crate::engine::file::{field_type as file_field_type, FileBytes, FileRead, FileWrite, Handoff};
-use crate::engine::infer::{DetectedField, FieldType};
+use crate::engine::infer::{default_null_words, DetectedField, FieldType};
 use crate::engine::json::path::{JsonPath, Step};
 use crate::engine::pipeline::{run_transfer, TransferRequest};
 use crate::engine::types::Column;
@@ -63,6 +63,28 @@ pub struct OutputOptions {
     /// For `sql`: the table the script creates (default: the file's name without extension).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// For `csv`: what a NULL is written as (default: an empty cell; text is always quoted,
+    /// so an empty string stays `""` — but readers that do not look at quotes, Sluice's among
+    /// them, read both as NULL: write `\N` to tell them apart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub null: Option<String>,
+}
+
+/// Words given as one text or a list of texts.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Words {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Words {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Words::One(word) => vec![word],
+            Words::Many(words) => words,
+        }
+    }
 }
 
 /// A flag given as a JSON boolean or as text (multipart fields are text).
@@ -104,6 +126,57 @@ pub struct InputOptions {
     pub separator: Option<String>,
     pub quote: Option<String>,
     pub header: Option<String>,
+    /// The cells that mean NULL: one word or a list (default: those detection used, else
+    /// `""`, `NULL` and `\N`).
+    #[schema(value_type = Option<Vec<String>>)]
+    pub null: Option<Words>,
+}
+
+/// The options of a `detect-schema` run: `{input: {null: [...]}}`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectOptions {
+    pub input: Option<DetectInput>,
+}
+
+/// What detection takes as given.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectInput {
+    /// The cells that mean NULL (default `""`, `NULL` and `\N`).
+    #[schema(value_type = Option<Vec<String>>)]
+    pub null: Option<Words>,
+}
+
+impl DetectOptions {
+    /// The NULL words detection reads with.
+    pub fn null_words(&self) -> Result<Vec<String>, DomainError> {
+        match self.input.as_ref().and_then(|i| i.null.clone()) {
+            None => Ok(default_null_words()),
+            Some(words) => null_words("input][null", words),
+        }
+    }
+}
+
+/// Words that mean NULL, checked: at least one, none longer than a line of text.
+fn null_words(field: &str, words: Words) -> Result<Vec<String>, DomainError> {
+    let words = words.into_vec();
+    if words.is_empty() {
+        return Err(option_error(
+            field,
+            "give at least one word (\"\" for an empty cell)",
+        ));
+    }
+    if let Some(long) = words
+        .iter()
+        .find(|w| w.len() > 64 || w.contains(['\n', '\r']))
+    {
+        return Err(option_error(
+            field,
+            format!("{long:?} is not a NULL word (at most 64 characters, one line)"),
+        ));
+    }
+    Ok(words)
 }
 
 fn option_error(field: &str, detail: impl Into<String>) -> DomainError {
@@ -220,11 +293,14 @@ pub fn output_format(
             ))
         }
     };
-    let csv_options = given.separator.is_some() || given.quote.is_some() || given.header.is_some();
+    let csv_options = given.separator.is_some()
+        || given.quote.is_some()
+        || given.header.is_some()
+        || given.null.is_some();
     if to != "csv" && csv_options {
         return Err(option_error(
             "output",
-            format!("separator, quote and header apply to csv, not {to}"),
+            format!("separator, quote, header and null apply to csv, not {to}"),
         ));
     }
     if to != "sql" && (given.dialect.is_some() || given.table.is_some()) {
@@ -243,6 +319,10 @@ pub fn output_format(
             header: given
                 .header
                 .map_or(Ok(true), |h| flag("output][header", &h))?,
+            null: match given.null {
+                None => String::new(),
+                Some(word) => null_words("output][null", Words::One(word))?.remove(0),
+            },
         }),
         "json" => Output::Json,
         "parquet" => Output::Parquet,
@@ -336,6 +416,12 @@ pub fn reading(
                 Some(h) => flag("input][header", &h)?,
                 None => dialect.and_then(|d| d["header"].as_bool()).unwrap_or(true),
             };
+            let nulls = match given.null {
+                Some(words) => null_words("input][null", words)?,
+                None => dialect
+                    .and_then(|d| serde_json::from_value(d["nullWords"].clone()).ok())
+                    .unwrap_or_else(default_null_words),
+            };
             let quote = one_byte("input][quote", &quote)?;
             let escape = one_byte("input][quote", &escape)?;
             Input::Csv(CsvInput {
@@ -343,6 +429,7 @@ pub fn reading(
                 quote,
                 escape: (escape != quote).then_some(escape),
                 header,
+                nulls,
             })
         }
         "json" => Input::Json,
@@ -432,6 +519,7 @@ pub fn written_schema(
             "escape": quote,
             "header": csv.header,
             "lineEnding": "lf",
+            "nullWords": [csv.null],
         });
     }
     schema

@@ -218,11 +218,12 @@ fn check_path(path: &str, format: Option<&str>, columns: Option<usize>) -> Resul
 
 /// Detect a ready file's schema from its first bytes and record it on the file, with the
 /// format it was read as; a file that does not read records why instead. The file as stored
-/// afterwards.
+/// afterwards. CSV cells equal to one of `nulls` are NULL.
 pub async fn detect(
     store: &Store,
     files: &Arc<dyn FileStorage>,
     file: &File,
+    nulls: Vec<String>,
 ) -> Result<File, DomainError> {
     let size = file.size.max(0) as u64;
     if file.format.as_deref() == Some("parquet") || starts_as_parquet(files.as_ref(), file).await {
@@ -243,10 +244,11 @@ pub async fn detect(
     }
     let whole = take == size;
     let format = file.format.clone();
-    let found =
-        tokio::task::spawn_blocking(move || detect_schema(&sample, whole, format.as_deref()))
-            .await
-            .map_err(DomainError::internal)?;
+    let found = tokio::task::spawn_blocking(move || {
+        detect_schema(&sample, whole, format.as_deref(), &nulls)
+    })
+    .await
+    .map_err(DomainError::internal)?;
     record_schema(store, file, found).await
 }
 

@@ -11,9 +11,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::error::EngineError;
-use super::infer::{
-    parse_date, parse_decimal, parse_timestamp, parse_timestamptz, FieldType, DEFAULT_NULL_WORDS,
-};
+use super::infer::{parse_date, parse_decimal, parse_timestamp, parse_timestamptz, FieldType};
 use super::json::path::Step;
 
 /// The largest record read.
@@ -42,6 +40,8 @@ pub struct CsvInput {
     /// `None`: quotes doubled inside quoted fields.
     pub escape: Option<u8>,
     pub header: bool,
+    /// Cells that mean NULL (`""`, `NULL` and `\N` unless configured).
+    pub nulls: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,14 +53,17 @@ pub enum Input {
     Parquet,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvOutput {
     pub separator: u8,
     pub quote: u8,
     pub header: bool,
+    /// What a NULL is written as (default: nothing; text is always quoted, so an empty
+    /// string stays `""`).
+    pub null: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     Csv(CsvOutput),
     Json,
@@ -82,7 +85,7 @@ impl Input {
 
 impl Output {
     /// Whether it is written from Arrow batches rather than a record at a time.
-    pub fn is_columnar(self) -> bool {
+    pub fn is_columnar(&self) -> bool {
         matches!(self, Output::Parquet | Output::Sql { .. })
     }
 }
@@ -264,7 +267,7 @@ impl<W: Write> Writer<W> {
     }
 
     pub(crate) fn start(&mut self, names: &[&str]) -> std::io::Result<()> {
-        match self.output {
+        match &self.output {
             Output::Csv(csv) if csv.header => {
                 for (i, name) in names.iter().enumerate() {
                     if i > 0 {
@@ -281,14 +284,14 @@ impl<W: Write> Writer<W> {
     }
 
     pub(crate) fn record(&mut self, names: &[&str], cells: &[Cell<'_>]) -> std::io::Result<()> {
-        match self.output {
+        match &self.output {
             Output::Csv(csv) => {
                 for (i, cell) in cells.iter().enumerate() {
                     if i > 0 {
                         self.out.write_all(&[csv.separator])?;
                     }
                     match cell {
-                        Cell::Null => {}
+                        Cell::Null => self.out.write_all(csv.null.as_bytes())?,
                         Cell::Literal(l) => self.out.write_all(l.as_bytes())?,
                         Cell::Text(t) | Cell::Json(t) => write_quoted(&mut self.out, t, csv.quote)?,
                     }
@@ -388,14 +391,14 @@ pub(crate) fn field_value<'r>(
     place: Place,
 ) -> Result<Raw<'r>, EngineError> {
     Ok(match (record, &field.path) {
-        (Record::Csv(row), FieldPath::Column(i)) => match row.get(*i) {
+        (Record::Csv(row, nulls), FieldPath::Column(i)) => match row.get(*i) {
             None => {
                 return Err(file_error(
                     place,
                     format!("there is no column {i} for {:?}", field.name),
                 ))
             }
-            Some(v) if DEFAULT_NULL_WORDS.contains(&v) => Raw::Null,
+            Some(v) if nulls.iter().any(|n| n == v) => Raw::Null,
             Some(v) => Raw::Text(v),
         },
         (Record::Json(value), FieldPath::Json(steps)) => {
@@ -431,7 +434,8 @@ pub(crate) fn read_records<R: Read>(
 
 /// One record as read.
 pub(crate) enum Record<'a> {
-    Csv(&'a csv::StringRecord),
+    /// A row and the cells that mean NULL.
+    Csv(&'a csv::StringRecord, &'a [String]),
     Json(Value),
 }
 
@@ -479,7 +483,7 @@ fn read_csv<R: Read>(read: R, csv: &CsvInput, emit: &mut Emit<'_>) -> Result<(),
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let place = Place::CsvLine(record.position().map_or(0, |p| p.line()));
-                emit(place, Record::Csv(&record))?;
+                emit(place, Record::Csv(&record, &csv.nulls))?;
             }
             Err(e) => {
                 let place = match e.position() {
@@ -643,6 +647,7 @@ fn flush_element(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::infer::default_null_words;
 
     fn field(name: &str, t: FieldType, path: FieldPath) -> Field {
         Field {
@@ -670,6 +675,7 @@ mod tests {
             separator,
             quote: b'"',
             header: true,
+            null: String::new(),
         })
     }
 
@@ -709,6 +715,7 @@ mod tests {
             quote: b'"',
             escape: None,
             header: true,
+            nulls: default_null_words(),
         });
         let fields = [
             field("id", FieldType::Integer, FieldPath::Column(0)),
@@ -740,6 +747,7 @@ mod tests {
             quote: b'"',
             escape: None,
             header: true,
+            nulls: default_null_words(),
         });
         let fields = [field("n", FieldType::Integer, FieldPath::Column(0))];
         let err = run(csv, input.clone(), &fields, Output::JsonLines)

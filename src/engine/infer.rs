@@ -11,6 +11,12 @@ use super::types::LogicalType;
 
 /// Words read as NULL in text files by default.
 pub const DEFAULT_NULL_WORDS: &[&str] = &["", "NULL", "\\N"];
+
+/// The cells that mean NULL unless a user says otherwise.
+pub fn default_null_words() -> Vec<String> {
+    DEFAULT_NULL_WORDS.iter().map(|w| w.to_string()).collect()
+}
+
 /// Largest precision of an exact decimal.
 const MAX_PRECISION: u32 = 38;
 
@@ -446,6 +452,8 @@ pub struct CsvDialect {
     pub header: bool,
     /// `lf`, `crlf` or `cr`.
     pub line_ending: String,
+    /// The cells read as NULL.
+    pub null_words: Vec<String>,
 }
 
 /// What schema detection found in the start of a file.

@@ -52,7 +52,7 @@ async fn attempt(
         Err(e) => return store_failed(e),
     };
     match run.step.as_str() {
-        "detect-schema" => detect(&deps, &file).await,
+        "detect-schema" => detect(&deps, &run, &file).await,
         "convert" => convert(&deps, &run, &file, cancel).await,
         "load" => load(&deps, &run, progress, cancel).await,
         other => Outcome::Unrunnable(
@@ -62,8 +62,21 @@ async fn attempt(
     }
 }
 
-async fn detect(deps: &JobDeps, file: &crate::store::files::File) -> Outcome {
-    let detected = match crate::domain::files::detect(&deps.store, &deps.files, file).await {
+async fn detect(
+    deps: &JobDeps,
+    run: &crate::store::runs::Run,
+    file: &crate::store::files::File,
+) -> Outcome {
+    use crate::domain::convert::DetectOptions;
+    // Checked when queued.
+    let nulls = match serde_json::from_value::<DetectOptions>(run.options.clone())
+        .map_err(|e| e.to_string())
+        .and_then(|o| o.null_words().map_err(|e| e.to_string()))
+    {
+        Ok(nulls) => nulls,
+        Err(e) => return Outcome::Failed(EngineError::Internal(format!("the run's options: {e}"))),
+    };
+    let detected = match crate::domain::files::detect(&deps.store, &deps.files, file, nulls).await {
         Ok(detected) => detected,
         Err(e) => return Outcome::Failed(EngineError::Internal(e.to_string())),
     };
@@ -122,7 +135,8 @@ async fn convert(
         }
     };
     // The output's own schema, as for an upload (a failure leaves it without one).
-    let _ = crate::domain::files::detect(&deps.store, &deps.files, &output).await;
+    let nulls = crate::engine::infer::default_null_words();
+    let _ = crate::domain::files::detect(&deps.store, &deps.files, &output, nulls).await;
     Outcome::Ran(RunOutput {
         rows: records,
         result: Some(serde_json::json!({ "records": records, "to": to, "size": stored.size })),

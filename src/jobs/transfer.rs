@@ -116,7 +116,7 @@ async fn writing(
         let (writer, bytes) = stream_of();
         let columns = Arc::new(OnceLock::new());
         let write = FileWrite {
-            output,
+            output: output.clone(),
             bytes: Handoff::new(writer),
             columns: columns.clone(),
             table,

@@ -319,3 +319,102 @@ async fn a_file_converts_to_a_sql_script_for_each_dialect() {
     let response = convert(&app, form).await;
     assert_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
 }
+
+#[actix_web::test]
+async fn null_words_given_to_detection_and_conversion_decide_which_cells_are_null() {
+    let app = spawn_app().await;
+    let file = app
+        .upload_file("scores.csv", b"id,name,score\n1,,NA\n2,NULL,3\n3,n/a,4\n")
+        .await;
+    let detected = app.file(&json!(file)).await;
+    assert_eq!(
+        detected["schema"]["fields"][2]["type"], "string",
+        "NA is not a NULL word by default"
+    );
+    assert_eq!(
+        detected["schema"]["dialect"]["nullWords"],
+        json!(["", "NULL", "\\N"])
+    );
+
+    let run = app
+        .run_step(json!({"step": "detect-schema", "fileId": file,
+            "options": {"input": {"null": ["NA", "n/a"]}}}))
+        .await;
+    assert_eq!(run["status"], "complete", "{run}");
+    assert_eq!(run["result"]["dialect"]["nullWords"], json!(["NA", "n/a"]));
+    let types: Vec<Value> = run["result"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| json!([f["type"], f["nullable"]]))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            json!(["integer", false]),
+            json!(["string", true]),
+            json!(["integer", true])
+        ]
+    );
+
+    // The file's own NULL words now apply; an empty cell and "NULL" are text.
+    let form = Form::new()
+        .text("file_id", file.to_string())
+        .text("options[to]", "jsonl")
+        .text("return_output", "true");
+    let response = convert(&app, form).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "{\"id\":1,\"name\":\"\",\"score\":null}\n\
+         {\"id\":2,\"name\":\"NULL\",\"score\":3}\n\
+         {\"id\":3,\"name\":null,\"score\":4}\n"
+    );
+
+    // Words given to the conversion win; a NULL is written as the output's word.
+    let form = Form::new()
+        .text("file_id", file.to_string())
+        .text("options[to]", "csv")
+        .text("options[input][null][0]", "NA")
+        .text("options[input][null][1]", "NULL")
+        .text("options[output][null]", "\\N")
+        .text("return_output", "true");
+    let response = convert(&app, form).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "\"id\",\"name\",\"score\"\n1,\"\",\\N\n2,\\N,3\n3,\"n/a\",4\n"
+    );
+
+    let form = Form::new()
+        .text("file_id", file.to_string())
+        .text("options[to]", "csv")
+        .text("options[input][null]", "a\nb");
+    let body = assert_error(
+        convert(&app, form).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["field"], "options[input][null]");
+    let form = Form::new()
+        .text("file_id", file.to_string())
+        .text("options[to]", "json")
+        .text("options[output][null]", "\\N");
+    let body = assert_error(
+        convert(&app, form).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["field"], "options[output]");
+    let response = app
+        .admin(Method::POST, "/api/v1/runs")
+        .json(&json!({"step": "detect-schema", "fileId": file,
+            "options": {"input": {"null": []}}}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(body["field"], "options[input][null]");
+}

@@ -566,7 +566,8 @@ async fn an_upload_answers_with_its_detected_schema_or_why_it_has_none() {
     assert_eq!(schema["encoding"], "utf-8");
     assert_eq!(
         schema["dialect"],
-        json!({"delimiter": ";", "quote": "\"", "escape": "\"", "header": true, "lineEnding": "crlf"})
+        json!({"delimiter": ";", "quote": "\"", "escape": "\"", "header": true, "lineEnding": "crlf",
+            "nullWords": ["", "NULL", "\\N"]})
     );
     assert_eq!(
         schema["fields"],

@@ -166,7 +166,7 @@ fn records(
 
 /// Whether the first record names the columns: some column is typed below it while its first
 /// value is not, or (all text) its values are distinct and never recur below.
-fn has_header(rows: &[(u64, Vec<String>)], null_words: &[&str]) -> bool {
+fn has_header(rows: &[(u64, Vec<String>)], null_words: &[impl AsRef<str>]) -> bool {
     let Some((_, first)) = rows.first() else {
         return false;
     };
@@ -182,7 +182,7 @@ fn has_header(rows: &[(u64, Vec<String>)], null_words: &[&str]) -> bool {
         let mut body = Column::default();
         for (_, row) in &rows[1..] {
             match row.get(i) {
-                Some(v) if !null_words.contains(&v.as_str()) => body.observe_text(v),
+                Some(v) if !is_null(null_words, v) => body.observe_text(v),
                 _ => body.observe_null(),
             }
         }
@@ -224,8 +224,17 @@ fn names(header: Option<&[String]>, width: usize) -> Vec<String> {
     names
 }
 
+fn is_null(null_words: &[impl AsRef<str>], value: &str) -> bool {
+    null_words.iter().any(|w| w.as_ref() == value)
+}
+
 /// Detect the schema of a CSV file from its first bytes. `whole`: the sample is the file.
-pub fn detect(sample: &[u8], whole: bool, null_words: &[&str]) -> Result<Detected, String> {
+/// Cells equal to one of `null_words` are NULL.
+pub fn detect(
+    sample: &[u8],
+    whole: bool,
+    null_words: &[impl AsRef<str>],
+) -> Result<Detected, String> {
     let decoded = decode(sample, whole);
     let text = decoded.text.as_str();
     if text.trim().is_empty() {
@@ -254,7 +263,7 @@ pub fn detect(sample: &[u8], whole: bool, null_words: &[&str]) -> Result<Detecte
             ));
         }
         for (column, value) in columns.iter_mut().zip(row) {
-            if null_words.contains(&value.as_str()) {
+            if is_null(null_words, value) {
                 column.observe_null();
             } else {
                 column.observe_text(value);
@@ -277,6 +286,7 @@ pub fn detect(sample: &[u8], whole: bool, null_words: &[&str]) -> Result<Detecte
             escape: (escape.unwrap_or(quote) as char).to_string(),
             header,
             line_ending: line_ending(text).into(),
+            null_words: null_words.iter().map(|w| w.as_ref().to_string()).collect(),
         }),
         fields,
         sampled_rows: body.len() as u64,
