@@ -1,5 +1,5 @@
-//! A run: one step of work on a file (`detect-schema`, and next `convert`, `load`, `export`),
-//! as a job.
+//! A run: one step of work on a file (`detect-schema`, `convert`, `load`) or into a new one
+//! (`export`), as a job.
 
 use sea_orm::entity::prelude::*;
 
@@ -12,10 +12,11 @@ pub struct Model {
     pub id: i32,
     /// detect-schema | convert | load | export
     pub step: String,
-    pub file_id: i32,
+    /// The file worked on (none for `export`).
+    pub file_id: Option<i32>,
     /// The file's name when the run was created (kept if it is deleted).
-    #[sea_orm(column_type = "Text")]
-    pub file_name: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub file_name: Option<String>,
     /// The file a run produced.
     pub output_file_id: Option<i32>,
     /// The step's options, as given.

@@ -9,6 +9,8 @@ mod m20261126_000004_transfer_partitions;
 mod m20261202_000005_job_names_and_codes;
 mod m20261202_000006_files;
 mod m20261207_000007_transfer_files;
+mod m20261208_000008_export_runs;
+mod sqlite;
 
 pub struct Migrator;
 
@@ -23,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_job_names_and_codes::Migration),
             Box::new(m20261202_000006_files::Migration),
             Box::new(m20261207_000007_transfer_files::Migration),
+            Box::new(m20261208_000008_export_runs::Migration),
         ]
     }
 }

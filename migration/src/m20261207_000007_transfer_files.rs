@@ -3,7 +3,7 @@
 //! source, query, target and table columns become optional.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -38,55 +38,11 @@ const SQLITE_REQUIRED: &[(&str, &str)] = &[
     ),
 ];
 
-/// SQLite cannot drop NOT NULL: the table is rebuilt from its own definition with those
-/// columns optional, rows and indexes kept.
-async fn relax_sqlite(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    let row = db
-        .query_one(Statement::from_string(
-            DatabaseBackend::Sqlite,
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'transfers'",
-        ))
-        .await?
-        .ok_or_else(|| DbErr::Migration("the transfers table is missing".into()))?;
-    let mut sql: String = row.try_get("", "sql")?;
-    for (required, optional) in SQLITE_REQUIRED {
-        if !sql.contains(required) {
-            return Err(DbErr::Migration(format!(
-                "transfers: {required} not found in {sql}"
-            )));
-        }
-        sql = sql.replacen(required, optional, 1);
-    }
-    let sql = sql.replacen("\"transfers\"", "\"transfers_rebuilt\"", 1);
-    let indexes: Vec<String> = db
-        .query_all(Statement::from_string(
-            DatabaseBackend::Sqlite,
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transfers' \
-             AND sql IS NOT NULL",
-        ))
-        .await?
-        .iter()
-        .map(|r| r.try_get("", "sql"))
-        .collect::<Result<_, _>>()?;
-    let mut steps = vec![
-        sql,
-        "INSERT INTO transfers_rebuilt SELECT * FROM transfers".into(),
-        "DROP TABLE transfers".into(),
-        "ALTER TABLE transfers_rebuilt RENAME TO transfers".into(),
-    ];
-    steps.extend(indexes);
-    // One batch on one connection: another connection of the pool could still see the old
-    // table.
-    db.execute_unprepared(&steps.join(";\n")).await?;
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         if manager.get_database_backend() == DatabaseBackend::Sqlite {
-            relax_sqlite(manager).await?;
+            crate::sqlite::relax(manager, "transfers", SQLITE_REQUIRED).await?;
         } else {
             for column in [
                 Transfers::SourceId,

@@ -12,7 +12,7 @@ use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::jobs::{self, JobResource, StatusQuery};
 use super::pagination::PageQuery;
 use super::{convert, resource, uploads, Body, State};
-use crate::domain::convert::LoadOptions;
+use crate::domain::convert::{ExportOptions, LoadOptions};
 use crate::jobs::messages::{JobId, Submit};
 use crate::jobs::run::STEPS;
 use crate::store::jobs::{JobKind, JobStatus};
@@ -25,11 +25,12 @@ use crate::store::{JobFilter, ListParams};
 #[serde(rename_all = "camelCase")]
 pub struct RunView {
     pub id: i32,
-    /// `detect-schema`.
+    /// `detect-schema`, `convert`, `load` or `export`.
     pub step: String,
-    pub file_id: i32,
+    /// The file worked on (`null` for `export`, which reads a connection).
+    pub file_id: Option<i32>,
     /// The file's name when the run was created.
-    pub file_name: String,
+    pub file_name: Option<String>,
     /// The file the run produced, if any.
     pub output_file_id: Option<i32>,
     /// `queued`, `running`, `complete`, `error` or `cancelled` (Sqlify says `completed` and
@@ -102,27 +103,28 @@ fn view(run: Run) -> RunView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRun {
-    /// `detect-schema`, `convert` or `load`.
+    /// `detect-schema`, `convert`, `load` or `export`.
     #[schema(example = "convert")]
     pub step: String,
-    /// The file to work on (alias `file_id`).
-    #[serde(alias = "file_id")]
+    /// The file to work on (alias `file_id`); none for `export`.
+    #[serde(default, alias = "file_id")]
     #[schema(example = 1)]
-    pub file_id: i32,
+    pub file_id: Option<i32>,
     /// For `convert`: `{to, from, schema, output, input}` as the pipeline's `options[…]`; for
     /// `load`: `{targetId, targetSchema, targetTable, overwrite}`; for `detect-schema`:
-    /// `{input: {null: [words]}}`, the cells that mean NULL.
+    /// `{input: {null: [words]}}`, the cells that mean NULL; for `export`: `{sourceId, query,
+    /// to, output, name}`.
     #[schema(value_type = Option<Object>)]
     pub options: Option<serde_json::Value>,
 }
 
-/// Queue `step` on a file the caller may see, which must be ready; a convert's options are
-/// checked now, so that a wrong one is a 400 rather than a failed run.
+/// Queue `step` on a file the caller may see, which must be ready (an `export` reads no file);
+/// its options are checked now, so that a wrong one is a 400 rather than a failed run.
 async fn queue(
     state: &State,
     caller: &Caller,
     step: &str,
-    file_id: i32,
+    file_id: Option<i32>,
     options: serde_json::Value,
 ) -> Result<HttpResponse, ApiError> {
     if !STEPS.contains(&step) {
@@ -131,14 +133,29 @@ async fn queue(
             format!("{step:?} is not a step; steps are {}", STEPS.join(", ")),
         ));
     }
-    let file = super::files::ready(state, caller, file_id, "fileId").await?;
-    let has_options = options.as_object().is_some_and(|o| !o.is_empty());
-    match step {
-        "convert" => {
-            let parsed = convert::parse_options(&options)?;
-            crate::domain::convert::plan(&file, &parsed)?;
+    let file = match (step, file_id) {
+        ("export", None) => None,
+        ("export", Some(_)) => {
+            return Err(ApiError::validation(
+                "fileId",
+                "an export reads a connection's query, not a file",
+            ))
         }
-        "load" => {
+        (_, None) => {
+            return Err(ApiError::validation(
+                "fileId",
+                format!("{step} works on a file: give fileId"),
+            ))
+        }
+        (_, Some(id)) => Some(super::files::ready(state, caller, id, "fileId").await?),
+    };
+    let has_options = options.as_object().is_some_and(|o| !o.is_empty());
+    match (step, &file) {
+        ("convert", Some(file)) => {
+            let parsed = convert::parse_options(&options)?;
+            crate::domain::convert::plan(file, &parsed)?;
+        }
+        ("load", Some(file)) => {
             let load: LoadOptions = convert::parse_options(&options)?;
             if load.target_table.trim().is_empty() {
                 return Err(ApiError::validation(
@@ -146,20 +163,26 @@ async fn queue(
                     "targetTable must name the table to write",
                 ));
             }
-            if state.store.get_connection(load.target_id).await?.is_none() {
-                return Err(ApiError {
-                    field: Some("options.targetId".into()),
-                    ..ApiError::new(
-                        ErrorCode::UnknownConnection,
-                        format!("connection {} does not exist", load.target_id),
-                    )
-                });
-            }
-            crate::domain::convert::read_plan(&file, None, None, None)?;
+            known_connection(state, load.target_id, "options.targetId").await?;
+            crate::domain::convert::read_plan(file, None, None, None)?;
         }
-        "detect-schema" => {
+        ("detect-schema", _) => {
             let parsed: crate::domain::convert::DetectOptions = convert::parse_options(&options)?;
             parsed.null_words()?;
+        }
+        ("export", _) => {
+            let export: ExportOptions = convert::parse_options(&options)?;
+            if export.query.trim().is_empty() {
+                return Err(ApiError::validation(
+                    "options.query",
+                    "query must not be empty",
+                ));
+            }
+            if let Some(name) = &export.name {
+                crate::domain::files::validate_name(name)?;
+            }
+            crate::domain::convert::output_format(Some(&export.to), export.output.clone())?;
+            known_connection(state, export.source_id, "options.sourceId").await?;
         }
         _ if has_options => {
             return Err(ApiError::new(
@@ -173,8 +196,8 @@ async fn queue(
         .store
         .create_run(NewRun {
             step: step.to_string(),
-            file_id: file.id,
-            file_name: file.name,
+            file_id: file.as_ref().map(|f| f.id),
+            file_name: file.map(|f| f.name),
             options,
             created_by: caller.id,
         })
@@ -187,6 +210,20 @@ async fn queue(
             format!("/api/v1/runs/{}", run.id),
         ))
         .json(view(run)))
+}
+
+/// 400 `unknown_connection` naming `field` unless connection `id` exists.
+async fn known_connection(state: &State, id: i32, field: &str) -> Result<(), ApiError> {
+    if state.store.get_connection(id).await?.is_some() {
+        return Ok(());
+    }
+    Err(ApiError {
+        field: Some(field.into()),
+        ..ApiError::new(
+            ErrorCode::UnknownConnection,
+            format!("connection {id} does not exist"),
+        )
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/runs", tag = "runs",
@@ -234,7 +271,7 @@ pub async fn pipeline_run(
             return Ok(convert::answer_output(&state, conversion).await?);
         }
         let file = conversion.file.id;
-        return Ok(queue(&state, &caller, "convert", file, conversion.raw).await?);
+        return Ok(queue(&state, &caller, "convert", Some(file), conversion.raw).await?);
     }
     let mut payload = payload.into_inner();
     let form = req
@@ -255,7 +292,7 @@ pub async fn pipeline_run(
         "convert-to-csv" => ("convert", serde_json::json!({ "to": "csv" })),
         step => (step, serde_json::json!({})),
     };
-    Ok(queue(&state, &caller, step, body.file_id, options).await?)
+    Ok(queue(&state, &caller, step, Some(body.file_id), options).await?)
 }
 
 /// Runs as a kind of job.

@@ -119,6 +119,26 @@ pub struct LoadOptions {
     pub overwrite: bool,
 }
 
+/// What an `export` run writes into a new file: a connection's query, as a transfer with a
+/// `targetFormat` would.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExportOptions {
+    /// The connection read (alias `source_id`).
+    #[serde(alias = "source_id")]
+    pub source_id: i32,
+    /// The query whose rows are written.
+    pub query: String,
+    /// `csv`, `json`, `jsonl`, `parquet` or `sql`.
+    pub to: String,
+    /// How the file is written, as for a conversion's `options[output]`.
+    #[serde(default)]
+    pub output: Option<OutputOptions>,
+    /// The new file's name (default `export-<run id>.<to>`).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 /// How a CSV input is read, where detection got it wrong.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,7 @@
 //! A run attempt: the step it names, on its file; and saving its end. Steps: `detect-schema`
-//! (the file's schema read from its first bytes and recorded on the file) and `convert` (the
-//! file converted, streamed, into a new file).
+//! (the file's schema read from its first bytes and recorded on the file), `convert` (the
+//! file converted, streamed, into a new file), `load` (the file's records into a table) and
+//! `export` (a connection's query into a new file; it reads no file).
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use crate::store::files::READY;
 use crate::store::runs::RunEnd;
 
 /// The steps a run may take.
-pub const STEPS: &[&str] = &["detect-schema", "convert", "load"];
+pub const STEPS: &[&str] = &["detect-schema", "convert", "load", "export"];
 
 /// Runs as a kind of job.
 pub struct RunJob;
@@ -35,7 +36,16 @@ async fn attempt(
         Ok(started) => started,
         Err(outcome) => return outcome,
     };
-    let file = match deps.store.get_file(run.file_id).await {
+    if run.step == "export" {
+        return export(&deps, &run, progress, cancel).await;
+    }
+    let Some(file_id) = run.file_id else {
+        return Outcome::Unrunnable(
+            ErrorCode::InternalError,
+            format!("a {} run names no file", run.step),
+        );
+    };
+    let file = match deps.store.get_file(file_id).await {
         Ok(Some(file)) if file.status == READY => file,
         Ok(Some(file)) => {
             return Outcome::Unrunnable(
@@ -46,7 +56,7 @@ async fn attempt(
         Ok(None) => {
             return Outcome::Unrunnable(
                 ErrorCode::FileNotFound,
-                format!("file {} no longer exists", run.file_id),
+                format!("file {file_id} no longer exists"),
             )
         }
         Err(e) => return store_failed(e),
@@ -54,7 +64,7 @@ async fn attempt(
     match run.step.as_str() {
         "detect-schema" => detect(&deps, &run, &file).await,
         "convert" => convert(&deps, &run, &file, cancel).await,
-        "load" => load(&deps, &run, progress, cancel).await,
+        "load" => load(&deps, &run, file_id, progress, cancel).await,
         other => Outcome::Unrunnable(
             ErrorCode::InternalError,
             format!("{other:?} is not a step Sluice runs"),
@@ -69,12 +79,12 @@ async fn detect(
 ) -> Outcome {
     use crate::domain::convert::DetectOptions;
     // Checked when queued.
-    let nulls = match serde_json::from_value::<DetectOptions>(run.options.clone())
-        .map_err(|e| e.to_string())
-        .and_then(|o| o.null_words().map_err(|e| e.to_string()))
-    {
+    let nulls = match options_of::<DetectOptions>(run).and_then(|o| {
+        o.null_words()
+            .map_err(|e| Outcome::Failed(EngineError::Internal(format!("the run's options: {e}"))))
+    }) {
         Ok(nulls) => nulls,
-        Err(e) => return Outcome::Failed(EngineError::Internal(format!("the run's options: {e}"))),
+        Err(outcome) => return outcome,
     };
     let detected = match crate::domain::files::detect(&deps.store, &deps.files, file, nulls).await {
         Ok(detected) => detected,
@@ -99,9 +109,9 @@ async fn convert(
     cancel: CancellationToken,
 ) -> Outcome {
     use crate::domain::convert::{plan, run as convert_file, ConvertOptions};
-    let options: ConvertOptions = match serde_json::from_value(run.options.clone()) {
+    let options: ConvertOptions = match options_of(run) {
         Ok(options) => options,
-        Err(e) => return Outcome::Failed(EngineError::Internal(format!("the run's options: {e}"))),
+        Err(outcome) => return outcome,
     };
     // Checked when queued; the file's schema may have been edited since.
     let plan = match plan(file, &options) {
@@ -148,6 +158,7 @@ async fn convert(
 async fn load(
     deps: &JobDeps,
     run: &crate::store::runs::Run,
+    file_id: i32,
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Outcome {
@@ -156,11 +167,11 @@ async fn load(
     use crate::engine::pipeline::{run_transfer, TransferRequest};
     use crate::engine::SinkSpec;
 
-    let options: LoadOptions = match serde_json::from_value(run.options.clone()) {
+    let options: LoadOptions = match options_of(run) {
         Ok(options) => options,
-        Err(e) => return Outcome::Failed(EngineError::Internal(format!("the run's options: {e}"))),
+        Err(outcome) => return outcome,
     };
-    let (source, read) = match super::transfer::file_source(deps, run.file_id).await {
+    let (source, read) = match super::transfer::file_source(deps, file_id).await {
         Ok(source) => source,
         Err(outcome) => return outcome,
     };
@@ -196,6 +207,83 @@ async fn load(
         Ok(Err(e)) => Outcome::Failed(e),
         Err(panic) => Outcome::Panicked(panic),
     }
+}
+
+/// A connection's query into a new file, as a transfer with a `targetFormat` would write it.
+async fn export(
+    deps: &JobDeps,
+    run: &crate::store::runs::Run,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Outcome {
+    use crate::domain::convert::{stored_output, ExportOptions};
+    use crate::engine::pipeline::{run_transfer, TransferRequest};
+    use crate::engine::{ConnectSpec, SourceSpec};
+
+    let options: ExportOptions = match options_of(run) {
+        Ok(options) => options,
+        Err(outcome) => return outcome,
+    };
+    let source = match load_connection(deps, options.source_id, "source").await {
+        Ok(spec) => spec,
+        Err(why) => return Outcome::Unrunnable(ErrorCode::ConnectionNotFound, why),
+    };
+    let name = options.name.clone().unwrap_or_else(|| "export".into());
+    let (write, out, bytes) =
+        match super::transfer::file_target(&options.to, options.output.clone(), &name) {
+            Ok(target) => target,
+            Err(outcome) => return outcome,
+        };
+    let request = TransferRequest {
+        source,
+        read: SourceSpec::Query(options.query.clone()),
+        target: ConnectSpec::file(),
+        write,
+        batch_rows: deps.settings.jobs.batch_rows,
+        partitioning: None,
+    };
+    let key = uuid::Uuid::new_v4().to_string();
+    let (files, limit) = (deps.files.clone(), deps.settings.files.max_size);
+    let work = {
+        let key = key.clone();
+        async move {
+            let (rows, stored) = tokio::join!(
+                run_transfer(request, progress, cancel),
+                files.put(&key, bytes, limit)
+            );
+            stored_output(rows, stored)
+        }
+    };
+    let span = tracing::info_span!("run", run_id = run.id, step = "export");
+    let (rows, stored) = match on_engine(work, span, || async {}).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return Outcome::Failed(e),
+        Err(panic) => return Outcome::Panicked(panic),
+    };
+    let (to, size) = (out.to, stored.size);
+    let name = match options.name {
+        Some(name) => name,
+        None => format!("export-{}.{to}", run.id),
+    };
+    match super::transfer::save_output(deps, run.created_by, name, &key, out, rows, stored).await {
+        Ok(file_id) => Outcome::Ran(RunOutput {
+            rows,
+            result: Some(serde_json::json!({
+                "rows": rows,
+                "sourceId": options.source_id,
+                "to": to,
+                "size": size,
+            })),
+            output_file_id: Some(file_id),
+        }),
+        Err(outcome) => outcome,
+    }
+}
+
+/// A run's options as its step reads them (checked when it was queued).
+fn options_of<T: serde::de::DeserializeOwned>(run: &crate::store::runs::Run) -> Result<T, Outcome> {
+    serde_json::from_value(run.options.clone())
+        .map_err(|e| Outcome::Failed(EngineError::Internal(format!("the run's options: {e}"))))
 }
 
 async fn save(id: i32, deps: &JobDeps, end: Conclusion) -> Result<(), sea_orm::DbErr> {

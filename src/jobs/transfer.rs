@@ -31,10 +31,10 @@ pub struct TransferJob;
 
 job_runner!(TransferJob);
 
-/// A file the transfer writes: what its record needs.
-struct FileOut {
+/// A file a job writes: what its record needs.
+pub(super) struct FileOut {
     output: Output,
-    to: &'static str,
+    pub(super) to: &'static str,
     mime: &'static str,
     /// The columns the sink wrote (set when it starts).
     columns: Arc<OnceLock<Vec<Column>>>,
@@ -89,6 +89,39 @@ pub(super) async fn file_source(
     Ok((ConnectSpec::file(), SourceSpec::File(read)))
 }
 
+/// A new file as a target, in format `format` written as `options` ask (a SQL script's table
+/// named after `source_name` unless given): the sink, what the file's record needs, and the
+/// stream of its bytes (stored while the job runs).
+pub(super) fn file_target(
+    format: &str,
+    options: Option<OutputOptions>,
+    source_name: &str,
+) -> Result<(SinkSpec, FileOut, ByteStream), Outcome> {
+    let OutputFormat {
+        output,
+        to,
+        mime,
+        table,
+    } = output_format(Some(format), options)
+        .map_err(|e| Outcome::Failed(EngineError::File(e.detail)))?;
+    let table = table.unwrap_or_else(|| default_table(source_name));
+    let (writer, bytes) = stream_of();
+    let columns = Arc::new(OnceLock::new());
+    let write = FileWrite {
+        output: output.clone(),
+        bytes: Handoff::new(writer),
+        columns: columns.clone(),
+        table,
+    };
+    let out = FileOut {
+        output,
+        to,
+        mime,
+        columns,
+    };
+    Ok((SinkSpec::File(write), out, bytes))
+}
+
 /// The transfer's target: a connection's table, or a new file (and the stream of its bytes,
 /// stored while the transfer runs).
 async fn writing(
@@ -104,34 +137,9 @@ async fn writing(
                 )))
             })?),
         };
-        let OutputFormat {
-            output,
-            to,
-            mime,
-            table,
-        } = output_format(Some(format), options)
-            .map_err(|e| Outcome::Failed(EngineError::File(e.detail)))?;
-        let table = table
-            .unwrap_or_else(|| default_table(transfer.source_name.as_deref().unwrap_or("data")));
-        let (writer, bytes) = stream_of();
-        let columns = Arc::new(OnceLock::new());
-        let write = FileWrite {
-            output: output.clone(),
-            bytes: Handoff::new(writer),
-            columns: columns.clone(),
-            table,
-        };
-        let out = FileOut {
-            output,
-            to,
-            mime,
-            columns,
-        };
-        return Ok((
-            ConnectSpec::file(),
-            SinkSpec::File(write),
-            Some((out, bytes)),
-        ));
+        let source_name = transfer.source_name.as_deref().unwrap_or("data");
+        let (write, out, bytes) = file_target(format, options, source_name)?;
+        return Ok((ConnectSpec::file(), write, Some((out, bytes))));
     }
     let (Some(target_id), Some(table)) = (transfer.target_id, transfer.target_table.clone()) else {
         return Err(Outcome::Unrunnable(
@@ -244,8 +252,28 @@ async fn publish(
         .unwrap_or("transfer");
     let name = crate::domain::files::validate_name(&format!("{stem}-{}.{}", transfer.id, out.to))
         .unwrap_or_else(|_| format!("transfer-{}.{}", transfer.id, out.to));
+    match save_output(deps, transfer.created_by, name, key, out, rows, stored).await {
+        Ok(file_id) => Outcome::Transferred {
+            rows,
+            output_file_id: Some(file_id),
+        },
+        Err(outcome) => outcome,
+    }
+}
+
+/// Record a file a job wrote (stored under `key`), owned by `owner`, with the schema of the
+/// columns written; its id.
+pub(super) async fn save_output(
+    deps: &JobDeps,
+    owner: i32,
+    name: String,
+    key: &str,
+    out: FileOut,
+    rows: u64,
+    stored: Stored,
+) -> Result<i32, Outcome> {
     let new = NewFile {
-        owner_id: transfer.created_by,
+        owner_id: owner,
         name,
         mime: out.mime.into(),
         format: Some(out.to.into()),
@@ -258,7 +286,7 @@ async fn publish(
         Ok(file) => file,
         Err(e) => {
             let _ = deps.files.delete(key).await;
-            return store_failed(e);
+            return Err(store_failed(e));
         }
     };
     let columns = out.columns.get().cloned().unwrap_or_default();
@@ -271,12 +299,9 @@ async fn publish(
         .set_file_schema(file.id, Some(out.to.into()), schema)
         .await
     {
-        return store_failed(e);
+        return Err(store_failed(e));
     }
-    Outcome::Transferred {
-        rows,
-        output_file_id: Some(file.id),
-    }
+    Ok(file.id)
 }
 
 /// Save a transfer's end. Nothing was committed unless it completed, so its rows count 0.

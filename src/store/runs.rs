@@ -1,4 +1,4 @@
-//! Runs (steps of work on a file) in the metadata store.
+//! Runs (steps of work on a file, or into a new one) in the metadata store.
 
 use chrono::Utc;
 use entities::run;
@@ -15,8 +15,9 @@ pub type Run = run::Model;
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub step: String,
-    pub file_id: i32,
-    pub file_name: String,
+    /// The file worked on (none for `export`) and its name.
+    pub file_id: Option<i32>,
+    pub file_name: Option<String>,
     pub options: serde_json::Value,
     pub created_by: i32,
 }

@@ -28,6 +28,16 @@ async fn file_total(app: &TestApp) -> Value {
     list["total"].clone()
 }
 
+/// The types of a file's schema's fields, in order.
+fn field_types(file: &Value) -> Vec<&str> {
+    file["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["type"].as_str().unwrap())
+        .collect()
+}
+
 async fn file_text(app: &TestApp, id: &Value) -> String {
     app.admin(Method::GET, &format!("/api/v1/files/{id}/data"))
         .send()
@@ -209,14 +219,8 @@ newline', '\\x00ff10', '0001-01-01', '2024-02-29 23:59:59.999999',
         let file = app.file(output).await;
         assert_eq!(file["format"], format);
         assert_eq!(file["status"], "ready");
-        let types: Vec<&str> = file["schema"]["fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["type"].as_str().unwrap())
-            .collect();
         assert_eq!(
-            types,
+            field_types(&file),
             [
                 "integer",
                 "bigint",
@@ -665,4 +669,167 @@ async fn a_line_longer_than_a_record_may_be_fails_the_load_without_holding_it() 
         .await,
         [vec![Some("0".to_string())]]
     );
+}
+
+/// Every cell of `sql` on MariaDB as text (NULL as `None`).
+async fn mariadb_text_cells(sql: &str) -> Vec<Vec<Option<String>>> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mariadb_conn().await;
+    let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap();
+    conn.disconnect().await.ok();
+    rows.into_iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| match row.as_ref(i).unwrap() {
+                    mysql_async::Value::NULL => None,
+                    mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                    other => Some(other.as_sql(true)),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn an_export_run_writes_a_mariadb_query_into_a_new_file_that_loads_back_cell_for_cell() {
+    let app = spawn_app().await;
+    let database = unique_name("export");
+    mariadb_execute(&format!(
+        "CREATE DATABASE {database};
+         CREATE TABLE {database}.items (
+            id int PRIMARY KEY, qty bigint, price decimal(12,3), ratio double, label varchar(40),
+            blob_col varbinary(8), at datetime(6), day date, ok tinyint(1));
+         INSERT INTO {database}.items VALUES
+            (1, 9223372036854775807, 123456789.125, -0.5, 'a \"quoted\", text', x'00ff',
+             '2024-02-29 23:59:59.999999', '0001-01-01', 1),
+            (2, -1, -0.001, 1e300, '', x'', '1970-01-01 00:00:00', '9999-12-31', 0),
+            (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);"
+    ))
+    .await;
+    let my = app
+        .create_connection(mariadb_connection(&database, &database))
+        .await;
+    let columns = "id, qty, CAST(price AS CHAR), ratio, label, HEX(blob_col), \
+                   CAST(at AS CHAR), CAST(day AS CHAR), ok";
+    let expected = mariadb_text_cells(&format!(
+        "SELECT {columns} FROM {database}.items ORDER BY id"
+    ))
+    .await;
+
+    for (to, output) in [
+        ("parquet", Value::Null),
+        ("jsonl", Value::Null),
+        ("csv", json!({"null": "\\N", "separator": ";"})),
+    ] {
+        let run = app
+            .run_step(json!({"step": "export", "options": {
+                "sourceId": my["id"], "query": "SELECT * FROM items ORDER BY id",
+                "to": to, "output": output, "name": format!("items.{to}")}}))
+            .await;
+        assert_eq!(run["status"], "complete", "{run}");
+        assert_eq!(run["fileId"], Value::Null);
+        assert_eq!(run["fileName"], Value::Null);
+        assert_eq!(run["result"]["rows"], 3);
+        assert_eq!(run["result"]["to"], to);
+        let output_file = &run["outputFileId"];
+        let file = app.file(output_file).await;
+        assert_eq!(file["name"], format!("items.{to}"));
+        assert_eq!(file["rowCount"], 3);
+        assert_eq!(
+            field_types(&file),
+            [
+                "integer",
+                "bigint",
+                "decimal(12,3)",
+                "float",
+                "string",
+                "bytes",
+                "timestamp",
+                "date",
+                "boolean"
+            ],
+            "{to}"
+        );
+        if to == "csv" {
+            let text = file_text(&app, output_file).await;
+            assert!(
+                text.ends_with("\n3;\\N;\\N;\\N;\\N;\\N;\\N;\\N;\\N\n"),
+                "{text}"
+            );
+        }
+
+        let table = format!("back_{to}");
+        let run = app
+            .run_step(json!({"step": "load", "fileId": output_file, "options": {
+                "targetId": my["id"], "targetTable": table}}))
+            .await;
+        assert_eq!(run["status"], "complete", "{to}: {run}");
+        let back = mariadb_text_cells(&format!(
+            "SELECT {columns} FROM {database}.{table} ORDER BY id"
+        ))
+        .await;
+        assert_eq!(back, expected, "{to}");
+    }
+
+    // Checked before anything is queued.
+    let file = app.upload_file("orders.csv", ORDERS_CSV).await;
+    for (body, code, field) in [
+        (
+            json!({"step": "export", "fileId": file, "options": {
+                "sourceId": my["id"], "query": "SELECT 1", "to": "csv"}}),
+            "validation_failed",
+            "fileId",
+        ),
+        (
+            json!({"step": "convert", "options": {"to": "csv"}}),
+            "validation_failed",
+            "fileId",
+        ),
+        (
+            json!({"step": "export", "options": {
+                "sourceId": 999999, "query": "SELECT 1", "to": "csv"}}),
+            "unknown_connection",
+            "options.sourceId",
+        ),
+        (
+            json!({"step": "export", "options": {
+                "sourceId": my["id"], "query": " ", "to": "csv"}}),
+            "validation_failed",
+            "options.query",
+        ),
+        (
+            json!({"step": "export", "options": {
+                "sourceId": my["id"], "query": "SELECT 1", "to": "xml"}}),
+            "validation_failed",
+            "options[to]",
+        ),
+        (
+            json!({"step": "export", "options": {
+                "sourceId": my["id"], "query": "SELECT 1", "to": "csv", "name": "../../etc/passwd"}}),
+            "invalid_file_name",
+            "name",
+        ),
+        (
+            json!({"step": "export", "options": {
+                "sourceId": my["id"], "query": "SELECT 1", "to": "csv", "colour": "red"}}),
+            "unknown_field",
+            "options.colour",
+        ),
+    ] {
+        app.refused("/api/v1/runs", &body, code, field).await;
+    }
+
+    // A query that fails ends the run with the database's error and leaves no file behind.
+    let files_before = file_total(&app).await;
+    let run = app
+        .run_step(json!({"step": "export", "options": {
+            "sourceId": my["id"], "query": "SELECT * FROM no_such_table", "to": "parquet"}}))
+        .await;
+    assert_eq!(run["status"], "error", "{run}");
+    assert_eq!(run["outputFileId"], Value::Null);
+    assert!(
+        run["error"].as_str().unwrap().contains("no_such_table"),
+        "{run}"
+    );
+    assert_eq!(file_total(&app).await, files_before);
 }

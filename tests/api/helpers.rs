@@ -584,6 +584,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `POST path` with `body` must be refused: 400 with `code`, naming `field`.
+    pub async fn refused(&self, path: &str, body: &Value, code: &str, field: &str) {
+        let response = self
+            .admin(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let error = assert_error(response, StatusCode::BAD_REQUEST, code).await;
+        assert_eq!(error["field"], field, "{body}");
+    }
+
     /// Queue a run (`POST /runs` with `body`) and wait for its end; returns it.
     pub async fn run_step(&self, body: Value) -> Value {
         let response = self

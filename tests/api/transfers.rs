@@ -48,14 +48,7 @@ async fn a_transfer_is_checked_before_it_is_queued() {
         ),
     ];
     for (body, code, field) in cases {
-        let response = app
-            .admin(Method::POST, "/api/v1/transfers")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let error = assert_error(response, StatusCode::BAD_REQUEST, code).await;
-        assert_eq!(error["field"], field, "{body}");
+        app.refused("/api/v1/transfers", &body, code, field).await;
     }
     let list: Vec<Value> = app
         .admin(Method::GET, "/api/v1/transfers")
