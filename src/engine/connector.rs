@@ -185,7 +185,7 @@ pub fn standard_literal(value: Literal<'_>, out: &mut String) -> Result<(), Stri
         Literal::Null => out.push_str("NULL"),
         Literal::Bool(b) => out.push_str(if b { "TRUE" } else { "FALSE" }),
         Literal::Number(n) => out.push_str(n),
-        Literal::Float(f) if f.is_finite() => out.push_str(&f.to_string()),
+        Literal::Float(f) if f.is_finite() => out.push_str(&super::values::float_text(f)),
         Literal::Float(f) => return Err(format!("{f} has no literal in this dialect")),
         Literal::Text(t) | Literal::Timestamp { text: t, .. } => quoted_literal(t, out),
         Literal::Bytes(b) => {

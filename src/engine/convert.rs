@@ -11,7 +11,10 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::error::EngineError;
-use super::infer::{parse_date, parse_decimal, parse_timestamp, parse_timestamptz, FieldType};
+use super::infer::{
+    parse_date, parse_decimal, parse_float, parse_time, parse_timestamp, parse_timestamptz,
+    FieldType,
+};
 use super::json::path::Step;
 
 /// The largest record read.
@@ -150,11 +153,13 @@ fn from_text(text: &str, t: FieldType) -> Result<Cell<'_>, String> {
             Cell::Literal(Cow::Owned(trimmed.trim_start_matches('+').to_string()))
         }
         FieldType::Float => {
-            let v: f64 = trimmed.parse().map_err(|_| bad())?;
-            if !v.is_finite() {
-                return Err(bad());
+            let v = parse_float(trimmed).ok_or_else(bad)?;
+            if v.is_finite() {
+                Cell::Literal(Cow::Owned(super::values::float_text(v)))
+            } else {
+                // `NaN`, `Infinity`, `-Infinity`: text, as JSON has no such numbers.
+                Cell::Text(Cow::Borrowed(trimmed))
             }
-            Cell::Literal(Cow::Owned(v.to_string()))
         }
         FieldType::Boolean => match trimmed.to_ascii_lowercase().as_str() {
             "true" => Cell::Literal(Cow::Borrowed("true")),
@@ -163,6 +168,10 @@ fn from_text(text: &str, t: FieldType) -> Result<Cell<'_>, String> {
         },
         FieldType::Date => {
             parse_date(trimmed).ok_or_else(bad)?;
+            Cell::Text(Cow::Borrowed(text))
+        }
+        FieldType::Time => {
+            parse_time(trimmed).ok_or_else(bad)?;
             Cell::Text(Cow::Borrowed(text))
         }
         FieldType::Timestamp => {

@@ -27,9 +27,14 @@ pub enum FieldType {
     Boolean,
     Integer,
     BigInt,
-    Decimal { precision: u32, scale: u32 },
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
     Float,
     Date,
+    /// A time of day (`24:00:00` included), microseconds.
+    Time,
     Timestamp,
     TimestampTz,
     Uuid,
@@ -41,7 +46,7 @@ pub enum FieldType {
 impl FieldType {
     /// A type as a user writes it: Sqlify's words (`string`, `integer`, `float`, `json`) or
     /// Sluice's (`bigint`, `decimal(p,s)`, `boolean`, `date`, `timestamp`, `timestamptz`,
-    /// `uuid`, `bytes`, `text`), in any case.
+    /// `time`, `uuid`, `bytes`, `text`), in any case.
     pub fn parse(text: &str) -> Option<FieldType> {
         let text = text.trim().to_ascii_lowercase();
         Some(match text.as_str() {
@@ -51,6 +56,7 @@ impl FieldType {
             "float" | "double" => Self::Float,
             "boolean" | "bool" => Self::Boolean,
             "date" => Self::Date,
+            "time" => Self::Time,
             "timestamp" => Self::Timestamp,
             "timestamptz" => Self::TimestampTz,
             "uuid" => Self::Uuid,
@@ -77,6 +83,7 @@ impl FieldType {
             Self::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
             Self::Float => "float".into(),
             Self::Date => "date".into(),
+            Self::Time => "time".into(),
             Self::Timestamp => "timestamp".into(),
             Self::TimestampTz => "timestamptz".into(),
             Self::Uuid => "uuid".into(),
@@ -109,6 +116,7 @@ impl FieldType {
             },
             Self::Float => LogicalType::Float64,
             Self::Date => LogicalType::Date,
+            Self::Time => LogicalType::Time,
             Self::Timestamp => LogicalType::Timestamp,
             Self::TimestampTz => LogicalType::TimestampTz,
             Self::Uuid => LogicalType::Uuid,
@@ -255,6 +263,54 @@ const ZONED_FORMATS: &[&str] = &[
 /// A `date`: `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+/// A `time` of day: `HH:MM`, `HH:MM:SS` or `HH:MM:SS.ffffff` (up to microseconds; more digits
+/// only as zeros), `24:00:00` included as the end of a day; microseconds since midnight.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let (clock, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let mut parts = clock.split(':');
+    let mut field = |max: i64| -> Option<i64> {
+        let part = parts.next()?;
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let v: i64 = part.parse().ok()?;
+        (v <= max).then_some(v)
+    };
+    let (h, m) = (field(24)?, field(59)?);
+    let s = match parts.next() {
+        None if fraction.is_empty() => 0,
+        None => return None,
+        Some(part) if part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit()) => {
+            part.parse::<i64>().ok().filter(|s| *s <= 59)?
+        }
+        Some(_) => return None,
+    };
+    if parts.next().is_some()
+        || text.ends_with('.')
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let (kept, rest) = fraction.split_at(fraction.len().min(6));
+    if rest.bytes().any(|b| b != b'0') {
+        return None;
+    }
+    let micros = format!("{kept:0<6}").parse::<i64>().ok()?;
+    let total = ((h * 60 + m) * 60 + s) * 1_000_000 + micros;
+    (total <= 86_400_000_000).then_some(total)
+}
+
+/// A `float`: a decimal or exponent number, or the words `NaN`, `Infinity` and `-Infinity`
+/// (as Sluice and PostgreSQL write the values that are not finite).
+pub fn parse_float(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" | "+Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => text.parse::<f64>().ok().filter(|v| v.is_finite()),
+    }
 }
 
 /// A `timestamp` (no zone): date and time, `T` or a space between, seconds optional.
@@ -567,6 +623,7 @@ mod tests {
             "bigint",
             "float",
             "date",
+            "time",
             "timestamptz",
             "uuid",
             "json",
@@ -574,6 +631,39 @@ mod tests {
         ] {
             assert_eq!(FieldType::parse(t).unwrap().name(), t);
         }
+    }
+
+    #[test]
+    fn times_of_day_read_to_the_microsecond_up_to_the_end_of_the_day() {
+        assert_eq!(parse_time("00:00"), Some(0));
+        assert_eq!(parse_time("13:45:01"), Some(49_501_000_000));
+        assert_eq!(parse_time("23:59:59.999999"), Some(86_399_999_999));
+        assert_eq!(parse_time("12:34:56.5"), Some(45_296_500_000));
+        assert_eq!(parse_time("12:34:56.500000000"), Some(45_296_500_000));
+        assert_eq!(parse_time("24:00:00"), Some(86_400_000_000));
+        for bad in [
+            "24:00:01",
+            "25:00",
+            "12:60",
+            "1:02:03",
+            "12:34:56.",
+            "12:34:56.1234567",
+            "12:34.5",
+            "12:34:56:00",
+            "noon",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn floats_read_the_words_for_values_that_are_not_finite() {
+        assert_eq!(parse_float("-2.5e3"), Some(-2500.0));
+        assert_eq!(parse_float("Infinity"), Some(f64::INFINITY));
+        assert_eq!(parse_float("-Infinity"), Some(f64::NEG_INFINITY));
+        assert!(parse_float("NaN").unwrap().is_nan());
+        assert_eq!(parse_float("inf"), None);
+        assert_eq!(parse_float("1e999"), None);
     }
 
     #[test]

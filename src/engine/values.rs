@@ -7,6 +7,21 @@ use std::borrow::Cow;
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
 pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
+/// The shortest text that reads back as the same finite float (`f64` or `f32`), plain where
+/// that is short and with an exponent where the plain form would run to hundreds of digits:
+/// `0.1`, `-2500`, `1.7976931348623157e308`, `5e-324`.
+pub fn float_text<F>(v: F) -> String
+where
+    F: std::fmt::Display + std::fmt::LowerExp + Into<f64> + Copy,
+{
+    let magnitude = v.into().abs();
+    if magnitude != 0.0 && !(1e-5..1e16).contains(&magnitude) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (astronomical years; H. Hinnant's
 /// `days_from_civil`). The one calendar routine every dialect uses.
 pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
@@ -192,6 +207,23 @@ pub fn plain_number(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_are_written_short_and_read_back_the_same() {
+        for (v, text) in [
+            (0.1, "0.1"),
+            (-2500.0, "-2500"),
+            (0.0, "0"),
+            (f64::MAX, "1.7976931348623157e308"),
+            (f64::from_bits(1), "5e-324"),
+            (1e16, "1e16"),
+            (123456789012345.6, "123456789012345.6"),
+        ] {
+            assert_eq!(float_text(v), text);
+            assert_eq!(text.parse::<f64>().unwrap().to_bits(), v.to_bits());
+        }
+        assert_eq!(float_text(f32::MAX), "3.4028235e38");
+    }
 
     #[test]
     fn exponents_of_json_numbers_are_written_out() {

@@ -26,14 +26,14 @@ use crate::helpers::{
 // Helpers of this file.
 
 /// A SQLite file under the temporary directory, removed (with its journal) when dropped.
-struct TempDb(PathBuf);
+pub(crate) struct TempDb(PathBuf);
 
 impl TempDb {
-    fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str) -> Self {
         Self(std::env::temp_dir().join(format!("{}.db", unique_name(prefix))))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 
@@ -52,7 +52,7 @@ impl TempDb {
     }
 
     /// Every row of `sql`, each cell as SQLite stores it.
-    fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
+    pub(crate) fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         let n = stmt.column_count();
@@ -115,7 +115,7 @@ fn blob(b: &[u8]) -> Value {
 const NULL: Value = Value::Null;
 
 /// Compare cell by cell, with a useful message (and reals compared bit for bit).
-fn assert_rows(actual: &[Vec<Value>], expected: &[Vec<Value>]) {
+pub(crate) fn assert_rows(actual: &[Vec<Value>], expected: &[Vec<Value>]) {
     assert_eq!(
         actual.len(),
         expected.len(),
@@ -185,7 +185,7 @@ INSERT INTO edge VALUES (5, -1, 0, -9e999, '0', 0.1, '-0.5', NULL, '', '', NULL,
 "#;
 
 /// The edge table, with the extreme floats bound exactly (not parsed from SQL text).
-fn create_edge(db: &TempDb) {
+pub(crate) fn create_edge(db: &TempDb) {
     db.exec(EDGE_TABLE);
     let conn = db.conn();
     conn.execute("UPDATE edge SET f = ?1 WHERE id = 2", [f64::from_bits(1)])

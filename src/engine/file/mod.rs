@@ -143,13 +143,13 @@ pub fn field_type(ty: &LogicalType) -> FieldType {
         },
         LogicalType::Binary { .. } | LogicalType::PgRaw { .. } => FieldType::Bytes,
         LogicalType::Date => FieldType::Date,
+        LogicalType::Time => FieldType::Time,
         LogicalType::Timestamp => FieldType::Timestamp,
         LogicalType::TimestampTz => FieldType::TimestampTz,
         LogicalType::Uuid => FieldType::Uuid,
         LogicalType::Json => FieldType::Json,
         LogicalType::BigDecimal { .. }
         | LogicalType::Text { .. }
-        | LogicalType::Time
         | LogicalType::Array { .. }
         | LogicalType::Interval
         | LogicalType::Other { .. } => FieldType::Text,

@@ -161,7 +161,7 @@ fn field_type_of(field: &arrow_schema::Field) -> Result<FieldType, String> {
         DataType::Date32 | DataType::Date64 => FieldType::Date,
         DataType::Timestamp(_, None) => FieldType::Timestamp,
         DataType::Timestamp(_, Some(_)) => FieldType::TimestampTz,
-        DataType::Time32(_) | DataType::Time64(_) => FieldType::Text,
+        DataType::Time32(_) | DataType::Time64(_) => FieldType::Time,
         DataType::Dictionary(_, value) if value.is_primitive() || **value == DataType::Utf8 => {
             field_type_of(&arrow_schema::Field::new(
                 field.name(),

@@ -22,7 +22,7 @@ use crate::engine::connector::DbKind;
 use crate::engine::convert::{io_error, Cell, Output, Writer};
 use crate::engine::query::{date_text, decimal128_text, time_text, timestamp_text};
 use crate::engine::types::{arrow_schema, LogicalType};
-use crate::engine::values::{push_ascii, write_uuid};
+use crate::engine::values::{float_text, push_ascii, write_uuid};
 use crate::engine::EngineError;
 use crate::storage::bridge::StreamWriter;
 
@@ -143,7 +143,7 @@ fn text(text: String) -> Cell<'static> {
 
 fn float(v: f64) -> Cell<'static> {
     if v.is_finite() {
-        literal(v.to_string())
+        literal(float_text(v))
     } else if v.is_nan() {
         text("NaN".into())
     } else if v > 0.0 {
@@ -185,7 +185,7 @@ fn cell<'a>(
             let v = array.as_primitive::<Float32Type>().value(row);
             // The shortest text that reads back as the same single-precision value.
             if v.is_finite() {
-                literal(v.to_string())
+                literal(float_text(v))
             } else {
                 float(f64::from(v))
             }
@@ -200,8 +200,9 @@ fn cell<'a>(
             }
         }
         LogicalType::BigDecimal { .. } => {
+            // Its field type is `string` (no precision to declare): JSON keeps it a string.
             let v = array.as_string::<i32>().value(row);
-            if v.bytes().any(|b| b.is_ascii_alphabetic()) || (json && significant_digits(v) > 15) {
+            if json || v.bytes().any(|b| b.is_ascii_alphabetic()) {
                 Cell::Text(Cow::Borrowed(v))
             } else {
                 Cell::Literal(Cow::Borrowed(v))

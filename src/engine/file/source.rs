@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder,
-    Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    Float64Builder, Int32Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
@@ -25,7 +26,8 @@ use crate::engine::convert::{
     field_value, file_error, read_records, Field, Input, Place, Raw, Record,
 };
 use crate::engine::infer::{
-    parse_date, parse_decimal, parse_timestamp, parse_timestamptz, FieldType,
+    parse_date, parse_decimal, parse_float, parse_time, parse_timestamp, parse_timestamptz,
+    FieldType,
 };
 use crate::engine::types::{arrow_schema, Column};
 use crate::engine::values::plain_number;
@@ -188,6 +190,7 @@ enum Builder {
     Text(StringBuilder),
     Bytes(BinaryBuilder),
     Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder),
     Uuid(FixedSizeBinaryBuilder),
 }
@@ -207,6 +210,7 @@ impl Builder {
             FieldType::Text | FieldType::Json => Self::Text(StringBuilder::new()),
             FieldType::Bytes => Self::Bytes(BinaryBuilder::new()),
             FieldType::Date => Self::Date(Date32Builder::new()),
+            FieldType::Time => Self::Time(Time64MicrosecondBuilder::new()),
             FieldType::Timestamp => Self::Timestamp(TimestampMicrosecondBuilder::new()),
             FieldType::TimestampTz => {
                 Self::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
@@ -225,6 +229,7 @@ impl Builder {
             Self::Text(b) => Arc::new(b.finish()),
             Self::Bytes(b) => Arc::new(b.finish()),
             Self::Date(b) => Arc::new(b.finish()),
+            Self::Time(b) => Arc::new(b.finish()),
             Self::Timestamp(b) => Arc::new(b.finish()),
             Self::Uuid(b) => Arc::new(b.finish()),
         }
@@ -240,6 +245,7 @@ impl Builder {
             Self::Text(b) => b.append_null(),
             Self::Bytes(b) => b.append_null(),
             Self::Date(b) => b.append_null(),
+            Self::Time(b) => b.append_null(),
             Self::Timestamp(b) => b.append_null(),
             Self::Uuid(b) => b.append_null(),
         }
@@ -289,13 +295,7 @@ impl Builder {
             },
             Self::Integer(b) => b.append_value(trimmed.parse().map_err(|_| bad())?),
             Self::BigInt(b) => b.append_value(trimmed.parse().map_err(|_| bad())?),
-            Self::Float(b) => {
-                let v: f64 = trimmed.parse().map_err(|_| bad())?;
-                if !v.is_finite() {
-                    return Err(bad());
-                }
-                b.append_value(v)
-            }
+            Self::Float(b) => b.append_value(parse_float(trimmed).ok_or_else(bad)?),
             Self::Decimal(b) => {
                 let FieldType::Decimal { precision, scale } = t else {
                     return Err(bad());
@@ -316,6 +316,7 @@ impl Builder {
                 let date = parse_date(trimmed).ok_or_else(bad)?;
                 b.append_value((date - NaiveDate::default()).num_days() as i32)
             }
+            Self::Time(b) => b.append_value(parse_time(trimmed).ok_or_else(bad)?),
             Self::Timestamp(b) => {
                 let micros = if t == FieldType::TimestampTz {
                     parse_timestamptz(trimmed)

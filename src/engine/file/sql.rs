@@ -55,7 +55,7 @@ fn write_value(
             let v = array.as_primitive::<Float32Type>().value(row);
             if v.is_finite() {
                 // The shortest text that reads back as the same single-precision value.
-                owned = v.to_string();
+                owned = crate::engine::values::float_text(v);
                 Literal::Number(&owned)
             } else {
                 Literal::Float(f64::from(v))
