@@ -574,8 +574,10 @@ fn field(f: DetectedField, input: &Input) -> Result<Field, DomainError> {
     })
 }
 
-/// Rows of a conversion to batch when it goes through Arrow (Parquet on either side).
-const COLUMNAR_BATCH_ROWS: usize = 65_536;
+/// Rows of a conversion to batch when it goes through Arrow (Parquet on either side): small
+/// enough that the batches in flight stay a few MB (the Parquet writer gathers its row groups
+/// itself), large enough that per-batch work does not show.
+const COLUMNAR_BATCH_ROWS: usize = 16_384;
 
 /// Convert the stored file `source` by `plan` into the object `target` of `into` (at most
 /// `limit` bytes): the records written and what was stored. A failure leaves no `target`.

@@ -107,6 +107,41 @@ pub(crate) enum Cell<'a> {
     Literal(Cow<'a, str>),
     /// JSON text (quoted in CSV, embedded in JSON).
     Json(Cow<'a, str>),
+    /// An integer, written bare.
+    Int(i64),
+    /// A value written in its ASCII form straight into the output, bare or (`quoted`) as text:
+    /// no string per value.
+    Formatted {
+        value: Formatted,
+        quoted: bool,
+    },
+}
+
+/// Values with an ASCII form that needs no escaping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Formatted {
+    /// An unscaled decimal and its scale.
+    Decimal(i128, i8),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// Microseconds since 1970-01-01, and whether it is an instant (`Z`).
+    Timestamp(i64, bool),
+    Uuid([u8; 16]),
+}
+
+impl Formatted {
+    fn write(self, out: &mut Vec<u8>) {
+        use super::values;
+        match self {
+            Formatted::Decimal(v, scale) => values::write_decimal(out, v, scale),
+            Formatted::Date(days) => super::query::write_date(out, days),
+            Formatted::Time(micros) => values::write_time(out, micros, values::Fraction::Always),
+            Formatted::Timestamp(micros, utc) => super::query::write_timestamp(out, micros, utc),
+            Formatted::Uuid(bytes) => values::write_uuid(out, &bytes),
+        }
+    }
 }
 
 /// Where a record is, for a message (formatted only when one is needed).
@@ -222,6 +257,8 @@ fn owned(cell: Cell<'_>) -> Cell<'static> {
         Cell::Text(t) => Cell::Text(Cow::Owned(t.into_owned())),
         Cell::Literal(t) => Cell::Literal(Cow::Owned(t.into_owned())),
         Cell::Json(t) => Cell::Json(Cow::Owned(t.into_owned())),
+        Cell::Int(v) => Cell::Int(v),
+        Cell::Formatted { value, quoted } => Cell::Formatted { value, quoted },
     }
 }
 
@@ -252,6 +289,22 @@ pub(crate) struct Writer<W: Write> {
     out: W,
     output: Output,
     records: u64,
+    /// Where formatted values are put together before they are written.
+    scratch: Vec<u8>,
+}
+
+/// `value` in its ASCII form (between `quote`s when given), put together in `scratch`.
+fn write_formatted(
+    out: &mut impl Write,
+    scratch: &mut Vec<u8>,
+    value: Formatted,
+    quote: Option<u8>,
+) -> std::io::Result<()> {
+    scratch.clear();
+    scratch.extend(quote);
+    value.write(scratch);
+    scratch.extend(quote);
+    out.write_all(scratch)
 }
 
 /// `text` between `quote`s, a quote inside it doubled.
@@ -272,6 +325,7 @@ impl<W: Write> Writer<W> {
             out,
             output,
             records: 0,
+            scratch: Vec::with_capacity(64),
         }
     }
 
@@ -303,6 +357,13 @@ impl<W: Write> Writer<W> {
                         Cell::Null => self.out.write_all(csv.null.as_bytes())?,
                         Cell::Literal(l) => self.out.write_all(l.as_bytes())?,
                         Cell::Text(t) | Cell::Json(t) => write_quoted(&mut self.out, t, csv.quote)?,
+                        Cell::Int(v) => self
+                            .out
+                            .write_all(itoa::Buffer::new().format(*v).as_bytes())?,
+                        Cell::Formatted { value, quoted } => {
+                            let quote = quoted.then_some(csv.quote);
+                            write_formatted(&mut self.out, &mut self.scratch, *value, quote)?
+                        }
                     }
                 }
                 self.out.write_all(b"\n")?;
@@ -324,6 +385,13 @@ impl<W: Write> Writer<W> {
                         Cell::Null => self.out.write_all(b"null")?,
                         Cell::Literal(l) | Cell::Json(l) => self.out.write_all(l.as_bytes())?,
                         Cell::Text(t) => serde_json::to_writer(&mut self.out, t.as_ref())?,
+                        Cell::Int(v) => self
+                            .out
+                            .write_all(itoa::Buffer::new().format(*v).as_bytes())?,
+                        Cell::Formatted { value, quoted } => {
+                            let quote = quoted.then_some(b'"');
+                            write_formatted(&mut self.out, &mut self.scratch, *value, quote)?
+                        }
                     }
                 }
                 self.out.write_all(b"}")?;

@@ -4,7 +4,7 @@
 //! disagrees → text; a value never gets a type that would change it (leading zeros, more than
 //! 38 digits and mixed zone/no-zone timestamps stay text).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use serde::{Deserialize, Serialize};
 
 use super::types::LogicalType;
@@ -262,6 +262,13 @@ const ZONED_FORMATS: &[&str] = &[
 ///
 /// A `date`: `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        if let (Some(y), Some(m), Some(d)) = (digits(b, 4), digits(&b[5..], 2), digits(&b[8..], 2))
+        {
+            return NaiveDate::from_ymd_opt(y as i32, m, d);
+        }
+    }
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
 }
 
@@ -313,8 +320,82 @@ pub fn parse_float(text: &str) -> Option<f64> {
     }
 }
 
+/// `n` ASCII digits at the start of `b`, as a number.
+fn digits(b: &[u8], n: usize) -> Option<u32> {
+    let part = b.get(..n)?;
+    part.iter().try_fold(0u32, |acc, &d| {
+        d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+    })
+}
+
+/// The common spellings of dates and timestamps, read without a format parser (millions of
+/// values a file): `YYYY-MM-DD`, then ` ` or `T`, `HH:MM`, `:SS`, `.` and 1 to 6 digits, then
+/// (`zoned`) `Z`, `±HH`, `±HHMM` or `±HH:MM`. The date, the time of day (with its microseconds)
+/// and the zone's offset in seconds; `None` for anything else, which the format parsers then
+/// read (they accept everything this does, and more).
+fn fast_datetime(text: &str, zoned: bool) -> Option<(NaiveDateTime, Option<i32>)> {
+    let b = text.as_bytes();
+    if b.len() < 16
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b' ' | b'T')
+        || b[13] != b':'
+    {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(
+        digits(b, 4)? as i32,
+        digits(&b[5..], 2)?,
+        digits(&b[8..], 2)?,
+    )?;
+    let (hour, minute) = (digits(&b[11..], 2)?, digits(&b[14..], 2)?);
+    let mut at = 16;
+    let (mut second, mut micros) = (0, 0);
+    if b.get(at) == Some(&b':') {
+        second = digits(&b[at + 1..], 2)?;
+        at += 3;
+        if b.get(at) == Some(&b'.') {
+            let run = b[at + 1..]
+                .iter()
+                .take_while(|d| d.is_ascii_digit())
+                .count();
+            if !(1..=6).contains(&run) {
+                return None;
+            }
+            micros = digits(&b[at + 1..], run)? * 10u32.pow(6 - run as u32);
+            at += 1 + run;
+        }
+    } else if zoned {
+        return None;
+    }
+    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)?;
+    let rest = &b[at..];
+    let offset = match rest {
+        [] if !zoned => None,
+        [b'Z'] if zoned => Some(0),
+        [sign @ (b'+' | b'-'), zone @ ..] if zoned => {
+            let (h, m) = match zone.len() {
+                2 => (digits(zone, 2)?, 0),
+                4 => (digits(zone, 2)?, digits(&zone[2..], 2)?),
+                5 if zone[2] == b':' => (digits(zone, 2)?, digits(&zone[3..], 2)?),
+                _ => return None,
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let seconds = (h * 3600 + m * 60) as i32;
+            Some(if *sign == b'-' { -seconds } else { seconds })
+        }
+        _ => return None,
+    };
+    Some((date.and_time(time), offset))
+}
+
 /// A `timestamp` (no zone): date and time, `T` or a space between, seconds optional.
 pub fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
+    if let Some((t, None)) = fast_datetime(text, false) {
+        return Some(t);
+    }
     TIMESTAMP_FORMATS
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
@@ -323,6 +404,9 @@ pub fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
 /// A `timestamptz`: a timestamp with `Z` or an offset (`+02:00`, `+0200`, `+02`); the instant
 /// in microseconds since the epoch.
 pub fn parse_timestamptz(text: &str) -> Option<i64> {
+    if let Some((t, Some(offset))) = fast_datetime(text, true) {
+        return Some(t.and_utc().timestamp_micros() - i64::from(offset) * 1_000_000);
+    }
     if let Some(utc) = text.strip_suffix('Z') {
         if let Some(t) = parse_timestamp(utc) {
             return Some(t.and_utc().timestamp_micros());
@@ -653,6 +737,65 @@ mod tests {
             "noon",
         ] {
             assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fast_date_and_timestamp_readers_agree_with_the_format_parsers() {
+        for text in [
+            "2024-02-29 23:59:59.999999",
+            "2024-02-29T10:11:12.5",
+            "2024-02-29 10:11",
+            "2023-02-29 10:11:12",
+            "2024-13-01 00:00:00",
+            "2024-01-01 24:00:00",
+            "2024-01-01 10:60:00",
+            "2024-01-01 10:00:00.",
+            "2024-01-01 10:00:00.1234567",
+            "2024-01-01 10:00:00x",
+            "0001-01-01 00:00:00",
+            "9999-12-31 23:59:59.000001",
+        ] {
+            let slow = TIMESTAMP_FORMATS
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok());
+            assert_eq!(parse_timestamp(text), slow, "{text}");
+        }
+        for text in [
+            "2020-01-01 00:01:00+00",
+            "2020-01-01 00:01:00.25-05:30",
+            "2020-01-01T00:01:00+0530",
+            "2020-01-01 00:01:00Z",
+            "2020-01-01 00:01+02",
+            "2020-01-01 00:01:00+24",
+            "2020-01-01 00:01:00+02:60",
+            "2020-01-01 00:01:00+2",
+            "2020-01-01 00:01:00",
+        ] {
+            let slow = ZONED_FORMATS
+                .iter()
+                .find_map(|f| DateTime::parse_from_str(text, f).ok())
+                .map(|t| t.timestamp_micros())
+                .or_else(|| {
+                    let utc = text.strip_suffix('Z')?;
+                    NaiveDateTime::parse_from_str(utc, "%Y-%m-%d %H:%M:%S%.f")
+                        .ok()
+                        .map(|t| t.and_utc().timestamp_micros())
+                });
+            assert_eq!(parse_timestamptz(text), slow, "{text}");
+        }
+        for text in [
+            "2024-02-29",
+            "2023-02-29",
+            "2024-00-10",
+            "0001-01-01",
+            "2024-1-05",
+        ] {
+            assert_eq!(
+                parse_date(text),
+                NaiveDate::parse_from_str(text, "%Y-%m-%d").ok(),
+                "{text}"
+            );
         }
     }
 

@@ -241,45 +241,56 @@ pub(crate) fn decimal128_text(v: i128, scale: i8) -> String {
 
 /// `YYYY-MM-DD` of a day count since 1970-01-01 (years outside 0–9999 through chrono).
 pub(crate) fn date_text(days: i32) -> String {
+    let mut text = Vec::with_capacity(10);
+    write_date(&mut text, days);
+    String::from_utf8(text).expect("dates are written as ASCII")
+}
+
+/// `date_text` appended to `out`.
+pub(crate) fn write_date(out: &mut Vec<u8>, days: i32) {
     let (year, month, day) = values::civil_from_days(days.into());
     if (0..=9999).contains(&year) {
-        let mut text = String::with_capacity(10);
-        values::push_ascii(&mut text, |b| values::write_ymd(b, year as u32, month, day));
-        return text;
+        return values::write_ymd(out, year as u32, month, day);
     }
-    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+    let text = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
         .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(days as i64)))
         .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| days.to_string())
+        .unwrap_or_else(|| days.to_string());
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// ISO 8601 with microseconds (`2024-02-29T10:11:12.500000`, and `Z` for an instant in UTC),
 /// written directly for years 0–9999 (a formatter per value costs more than the rest of a
 /// row), through chrono otherwise.
 pub(crate) fn timestamp_text(micros: i64, utc: bool) -> String {
+    let mut text = Vec::with_capacity(27);
+    write_timestamp(&mut text, micros, utc);
+    String::from_utf8(text).expect("timestamps are written as ASCII")
+}
+
+/// `timestamp_text` appended to `out`.
+pub(crate) fn write_timestamp(out: &mut Vec<u8>, micros: i64, utc: bool) {
     let days = micros.div_euclid(values::MICROS_PER_DAY);
     let (year, month, day) = values::civil_from_days(days);
     if (0..=9999).contains(&year) {
-        let mut text = String::with_capacity(27);
-        values::push_ascii(&mut text, |b| {
-            values::write_ymd(b, year as u32, month, day);
-            b.push(b'T');
-            values::write_time(
-                b,
-                micros.rem_euclid(values::MICROS_PER_DAY),
-                Fraction::Always,
-            );
-            if utc {
-                b.push(b'Z');
-            }
-        });
-        return text;
+        values::write_ymd(out, year as u32, month, day);
+        out.push(b'T');
+        values::write_time(
+            out,
+            micros.rem_euclid(values::MICROS_PER_DAY),
+            Fraction::Always,
+        );
+        if utc {
+            out.push(b'Z');
+        }
+        return;
     }
-    match chrono::DateTime::from_timestamp_micros(micros) {
+    let text = match chrono::DateTime::from_timestamp_micros(micros) {
         Some(t) if utc => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         Some(t) => t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
         None => micros.to_string(),
-    }
+    };
+    out.extend_from_slice(text.as_bytes());
 }
 
 pub(crate) fn time_text(micros: i64) -> String {

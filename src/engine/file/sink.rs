@@ -19,10 +19,10 @@ use super::sql::SqlOut;
 use super::{blocking_end, FileWrite};
 use crate::engine::batch::{copy_not_offered, Message, SinkContext};
 use crate::engine::connector::DbKind;
-use crate::engine::convert::{io_error, Cell, Output, Writer};
-use crate::engine::query::{date_text, decimal128_text, time_text, timestamp_text};
+use crate::engine::convert::{io_error, Cell, Formatted, Output, Writer};
+use crate::engine::query::decimal128_text;
 use crate::engine::types::{arrow_schema, LogicalType};
-use crate::engine::values::{float_text, push_ascii, write_uuid};
+use crate::engine::values::float_text;
 use crate::engine::EngineError;
 use crate::storage::bridge::StreamWriter;
 
@@ -141,6 +141,10 @@ fn text(text: String) -> Cell<'static> {
     Cell::Text(Cow::Owned(text))
 }
 
+fn formatted(value: Formatted, quoted: bool) -> Cell<'static> {
+    Cell::Formatted { value, quoted }
+}
+
 fn float(v: f64) -> Cell<'static> {
     if v.is_finite() {
         literal(float_text(v))
@@ -151,12 +155,6 @@ fn float(v: f64) -> Cell<'static> {
     } else {
         text("-Infinity".into())
     }
-}
-
-/// The significant digits of decimal text.
-fn significant_digits(text: &str) -> usize {
-    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-    digits.trim_start_matches('0').len()
 }
 
 /// One value as a file holds it: numbers and booleans bare, everything else as text (bytes as
@@ -177,9 +175,9 @@ fn cell<'a>(
         } else {
             "false"
         })),
-        LogicalType::Int16 => literal(array.as_primitive::<Int16Type>().value(row).to_string()),
-        LogicalType::Int32 => literal(array.as_primitive::<Int32Type>().value(row).to_string()),
-        LogicalType::Int64 => literal(array.as_primitive::<Int64Type>().value(row).to_string()),
+        LogicalType::Int16 => Cell::Int(array.as_primitive::<Int16Type>().value(row).into()),
+        LogicalType::Int32 => Cell::Int(array.as_primitive::<Int32Type>().value(row).into()),
+        LogicalType::Int64 => Cell::Int(array.as_primitive::<Int64Type>().value(row)),
         LogicalType::UInt64 => literal(array.as_primitive::<UInt64Type>().value(row).to_string()),
         LogicalType::Float32 => {
             let v = array.as_primitive::<Float32Type>().value(row);
@@ -192,11 +190,12 @@ fn cell<'a>(
         }
         LogicalType::Float64 => float(array.as_primitive::<Float64Type>().value(row)),
         LogicalType::Decimal { scale, .. } => {
-            let v = decimal128_text(array.as_primitive::<Decimal128Type>().value(row), *scale);
-            if json && significant_digits(&v) > 15 {
-                text(v)
+            let v = array.as_primitive::<Decimal128Type>().value(row);
+            // Its significant digits are those of the unscaled value (for a scale of 0 or more).
+            if json && (*scale < 0 || v.unsigned_abs() >= 10u128.pow(15)) {
+                text(decimal128_text(v, *scale))
             } else {
-                literal(v)
+                formatted(Formatted::Decimal(v, *scale), false)
             }
         }
         LogicalType::BigDecimal { .. } => {
@@ -218,26 +217,27 @@ fn cell<'a>(
         LogicalType::Binary { .. } | LogicalType::PgRaw { .. } => {
             text(B64.encode(array.as_binary::<i32>().value(row)))
         }
-        LogicalType::Date => text(date_text(array.as_primitive::<Date32Type>().value(row))),
-        LogicalType::Time => text(time_text(
-            array.as_primitive::<Time64MicrosecondType>().value(row),
-        )),
-        LogicalType::Timestamp => text(timestamp_text(
-            array.as_primitive::<TimestampMicrosecondType>().value(row),
-            false,
-        )),
-        LogicalType::TimestampTz => text(timestamp_text(
-            array.as_primitive::<TimestampMicrosecondType>().value(row),
+        LogicalType::Date => formatted(
+            Formatted::Date(array.as_primitive::<Date32Type>().value(row)),
             true,
-        )),
+        ),
+        LogicalType::Time => formatted(
+            Formatted::Time(array.as_primitive::<Time64MicrosecondType>().value(row)),
+            true,
+        ),
+        LogicalType::Timestamp | LogicalType::TimestampTz => formatted(
+            Formatted::Timestamp(
+                array.as_primitive::<TimestampMicrosecondType>().value(row),
+                *ty == LogicalType::TimestampTz,
+            ),
+            true,
+        ),
         LogicalType::Uuid => {
             let bytes = array.as_fixed_size_binary().value(row);
-            if bytes.len() != 16 {
-                return Err(format!("a UUID of {} bytes", bytes.len()));
-            }
-            let mut uuid = String::with_capacity(36);
-            push_ascii(&mut uuid, |b| write_uuid(b, bytes));
-            text(uuid)
+            let bytes: [u8; 16] = bytes
+                .try_into()
+                .map_err(|_| format!("a UUID of {} bytes", bytes.len()))?;
+            formatted(Formatted::Uuid(bytes), true)
         }
     })
 }
