@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::EngineError;
 use super::infer::{
-    parse_date, parse_decimal, parse_float, parse_time, parse_timestamp, parse_timestamptz,
-    FieldType,
+    parse_bool, parse_bytes, parse_date, parse_decimal, parse_float, parse_time, parse_timestamp,
+    parse_timestamptz, FieldType,
 };
 use super::json::path::Step;
 
@@ -174,7 +174,16 @@ fn from_text(text: &str, t: FieldType) -> Result<Cell<'_>, String> {
     let bad = || format!("{text:?} is not {}", t.described());
     let trimmed = text.trim();
     Ok(match t {
-        FieldType::Text | FieldType::Bytes => Cell::Text(Cow::Borrowed(text)),
+        FieldType::Text => Cell::Text(Cow::Borrowed(text)),
+        // Bytes are written as base64; PostgreSQL's hex form is turned into it.
+        FieldType::Bytes if trimmed.starts_with("\\x") => {
+            use base64::Engine;
+            let bytes = parse_bytes(trimmed).ok_or_else(bad)?;
+            Cell::Text(Cow::Owned(
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+            ))
+        }
+        FieldType::Bytes => Cell::Text(Cow::Borrowed(text)),
         FieldType::Integer => {
             let v: i32 = trimmed.parse().map_err(|_| bad())?;
             Cell::Literal(Cow::Owned(v.to_string()))
@@ -196,10 +205,9 @@ fn from_text(text: &str, t: FieldType) -> Result<Cell<'_>, String> {
                 Cell::Text(Cow::Borrowed(trimmed))
             }
         }
-        FieldType::Boolean => match trimmed.to_ascii_lowercase().as_str() {
-            "true" => Cell::Literal(Cow::Borrowed("true")),
-            "false" => Cell::Literal(Cow::Borrowed("false")),
-            _ => return Err(bad()),
+        FieldType::Boolean => match parse_bool(trimmed).ok_or_else(bad)? {
+            true => Cell::Literal(Cow::Borrowed("true")),
+            false => Cell::Literal(Cow::Borrowed("false")),
         },
         FieldType::Date => {
             parse_date(trimmed).ok_or_else(bad)?;

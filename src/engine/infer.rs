@@ -178,6 +178,8 @@ impl Numeric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Guess {
     Boolean,
+    /// PostgreSQL's hex bytes, `\x…`.
+    Bytes,
     Number(Numeric),
     Date,
     Timestamp,
@@ -270,6 +272,33 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
         }
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+/// A `boolean`: `true` or `false`, or PostgreSQL's `t` and `f`, in any case.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.len() {
+        1 | 4 | 5 => match text.to_ascii_lowercase().as_str() {
+            "true" | "t" => Some(true),
+            "false" | "f" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `bytes`: base64 (as Sluice writes them), or PostgreSQL's hex form `\x00ff…`.
+pub fn parse_bytes(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let Some(hex) = text.strip_prefix("\\x") else {
+        return base64::engine::general_purpose::STANDARD.decode(text).ok();
+    };
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
 }
 
 /// A `time` of day: `HH:MM`, `HH:MM:SS` or `HH:MM:SS.ffffff` (up to microseconds; more digits
@@ -456,8 +485,11 @@ fn temporal(text: &str) -> Option<Guess> {
 /// may be a number (CSV) or stay text (a JSON string).
 fn guess_text(text: &str, numbers: bool) -> Guess {
     if numbers {
-        if text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false") {
+        if parse_bool(text).is_some() {
             return Guess::Boolean;
+        }
+        if text.starts_with("\\x") && parse_bytes(text).is_some() {
+            return Guess::Bytes;
         }
         if let Some(n) = plain_number(text) {
             return Guess::Number(n);
@@ -550,6 +582,7 @@ impl Column {
             Some(Guess::TimestampTz) => FieldType::TimestampTz,
             Some(Guess::Uuid) => FieldType::Uuid,
             Some(Guess::Json) => FieldType::Json,
+            Some(Guess::Bytes) => FieldType::Bytes,
         }
     }
 
@@ -797,6 +830,19 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn postgresqls_booleans_and_hex_bytes_are_read_as_such() {
+        assert_eq!(infer(&["t", "f", "T"]), "boolean");
+        assert_eq!(infer(&["\\x00ff", "\\x", "NULL"]), "bytes");
+        assert_eq!(infer(&["\\x0g"]), "string");
+        assert_eq!(infer(&["tf"]), "string");
+        assert_eq!(parse_bytes("\\x00FF10"), Some(vec![0, 255, 16]));
+        assert_eq!(parse_bytes("AP8Q"), Some(vec![0, 255, 16]));
+        assert_eq!(parse_bytes("\\x0"), None);
+        assert_eq!(parse_bool("FALSE"), Some(false));
+        assert_eq!(parse_bool("yes"), None);
     }
 
     #[test]

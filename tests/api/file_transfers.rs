@@ -893,3 +893,57 @@ async fn a_sqlite_edge_case_table_exported_to_each_format_loads_back_as_a_direct
         assert_rows(&back, &expected);
     }
 }
+
+#[actix_web::test]
+async fn postgresqls_own_csv_notation_loads_as_booleans_and_bytes() {
+    let app = spawn_app().await;
+    // As `COPY … TO … CSV HEADER` writes booleans and bytea.
+    let file = app
+        .upload_file(
+            "from_psql.csv",
+            b"id,ok,blob\n1,t,\\x00ff10\n2,f,\\x\n3,,\n",
+        )
+        .await;
+    let detected = app.file(&json!(file)).await;
+    assert_eq!(field_types(&detected), ["integer", "boolean", "bytes"]);
+
+    let (schema, pg) = pg_schema_and_connection(&app, "pg_notation").await;
+    let t = app
+        .submit_transfer(json!({"sourceFileId": file, "targetId": pg["id"],
+            "targetSchema": schema, "targetTable": "back"}))
+        .await;
+    let done = app.wait_transfer(&t["id"], 30).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let client = pg_client("test").await;
+    let types: Vec<String> = pg_column_types(&client, &schema, "back")
+        .await
+        .into_iter()
+        .map(|(_, ty, _)| ty)
+        .collect();
+    assert_eq!(types, ["integer", "boolean", "bytea"]);
+    let some = |v: &str| Some(v.to_string());
+    assert_eq!(
+        pg_cells(
+            &client,
+            &format!("SELECT id, ok, encode(blob, 'hex') FROM {schema}.back ORDER BY id")
+        )
+        .await,
+        [
+            vec![some("1"), some("t"), some("00ff10")],
+            vec![some("2"), some("f"), some("")],
+            vec![some("3"), None, None],
+        ]
+    );
+
+    // Converted to JSON Lines, the bytes are base64 like every file Sluice writes.
+    let run = app
+        .run_step(json!({"step": "convert", "fileId": file, "options": {"to": "jsonl"}}))
+        .await;
+    assert_eq!(run["status"], "complete", "{run}");
+    assert_eq!(
+        file_text(&app, &run["outputFileId"]).await,
+        "{\"id\":1,\"ok\":true,\"blob\":\"AP8Q\"}\n\
+         {\"id\":2,\"ok\":false,\"blob\":\"\"}\n\
+         {\"id\":3,\"ok\":null,\"blob\":null}\n"
+    );
+}

@@ -178,7 +178,9 @@ fn has_header(rows: &[(u64, Vec<String>)], null_words: &[impl AsRef<str>]) -> bo
     for (i, value) in first.iter().enumerate() {
         let mut head = Column::default();
         head.observe_text(value);
-        first_typed |= head.is_typed();
+        // A column named `t` or `f` is not PostgreSQL's boolean.
+        let head_typed = head.is_typed() && !matches!(value.as_str(), "t" | "f" | "T" | "F");
+        first_typed |= head_typed;
         let mut body = Column::default();
         for (_, row) in &rows[1..] {
             match row.get(i) {
@@ -186,7 +188,7 @@ fn has_header(rows: &[(u64, Vec<String>)], null_words: &[impl AsRef<str>]) -> bo
                 _ => body.observe_null(),
             }
         }
-        body_typed |= body.is_typed() && !head.is_typed();
+        body_typed |= body.is_typed() && !head_typed;
     }
     if first_typed {
         return false;

@@ -14,8 +14,6 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use chrono::NaiveDate;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
@@ -26,8 +24,8 @@ use crate::engine::convert::{
     field_value, file_error, read_records, Field, Input, Place, Raw, Record,
 };
 use crate::engine::infer::{
-    parse_date, parse_decimal, parse_float, parse_time, parse_timestamp, parse_timestamptz,
-    FieldType,
+    parse_bool, parse_bytes, parse_date, parse_decimal, parse_float, parse_time, parse_timestamp,
+    parse_timestamptz, FieldType,
 };
 use crate::engine::types::{arrow_schema, Column};
 use crate::engine::values::plain_number;
@@ -288,11 +286,7 @@ impl Builder {
         let bad = || format!("{text:?} is not {}", t.described());
         let trimmed = text.trim();
         match self {
-            Self::Boolean(b) => match trimmed.to_ascii_lowercase().as_str() {
-                "true" => b.append_value(true),
-                "false" => b.append_value(false),
-                _ => return Err(bad()),
-            },
+            Self::Boolean(b) => b.append_value(parse_bool(trimmed).ok_or_else(bad)?),
             Self::Integer(b) => b.append_value(trimmed.parse().map_err(|_| bad())?),
             Self::BigInt(b) => b.append_value(trimmed.parse().map_err(|_| bad())?),
             Self::Float(b) => b.append_value(parse_float(trimmed).ok_or_else(bad)?),
@@ -309,8 +303,8 @@ impl Builder {
                 b.append_value(text)
             }
             Self::Bytes(b) => b.append_value(
-                B64.decode(trimmed)
-                    .map_err(|_| format!("{text:?} is not bytes (bytes are written as base64)"))?,
+                parse_bytes(trimmed)
+                    .ok_or_else(|| format!("{text:?} is not bytes (base64, or hex after \\x)"))?,
             ),
             Self::Date(b) => {
                 let date = parse_date(trimmed).ok_or_else(bad)?;
