@@ -125,11 +125,9 @@ fn field_type_of(field: &arrow_schema::Field) -> Result<FieldType, String> {
             return Ok(super::field_type(&ty));
         }
     }
-    let uuid = field
-        .metadata()
-        .get("ARROW:extension:name")
-        .map(String::as_str)
-        == Some("arrow.uuid");
+    use arrow_schema::extension::{ExtensionType, Json, Uuid};
+    let extension = field.extension_type_name();
+    let (uuid, json) = (extension == Some(Uuid::NAME), extension == Some(Json::NAME));
     Ok(match field.data_type() {
         DataType::Boolean => FieldType::Boolean,
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => {
@@ -152,6 +150,7 @@ fn field_type_of(field: &arrow_schema::Field) -> Result<FieldType, String> {
                 scale: *s as u32,
             }
         }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if json => FieldType::Json,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => FieldType::Text,
         DataType::FixedSizeBinary(16) if uuid => FieldType::Uuid,
         DataType::Binary
@@ -287,6 +286,33 @@ pub fn read_batches<T: ChunkReader + 'static>(
     Ok(())
 }
 
+/// `schema` with Arrow's canonical extension types on UUID and JSON columns, so that the
+/// Parquet file annotates them (`UUID`, `JSON`) and other readers (DuckDB, pyarrow) take them
+/// as such rather than as bytes and text.
+fn with_extension_types(schema: &SchemaRef) -> SchemaRef {
+    use arrow_schema::extension::{Json, Uuid};
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let ty = field
+                .metadata()
+                .get(TYPE_KEY)
+                .and_then(|t| serde_json::from_str::<LogicalType>(t).ok());
+            let field = field.as_ref().clone();
+            match ty {
+                Some(LogicalType::Uuid) => field.with_extension_type(Uuid),
+                Some(LogicalType::Json) => field.with_extension_type(Json::default()),
+                _ => field,
+            }
+        })
+        .collect();
+    Arc::new(arrow_schema::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ))
+}
+
 /// Writes batches as a Parquet file (Snappy), a row group at a time.
 pub struct ParquetOut<W: Write + Send> {
     writer: ArrowWriter<W>,
@@ -294,6 +320,7 @@ pub struct ParquetOut<W: Write + Send> {
 
 impl<W: Write + Send> ParquetOut<W> {
     pub fn new(out: W, schema: SchemaRef) -> Result<Self, EngineError> {
+        let schema = with_extension_types(&schema);
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -317,5 +344,68 @@ impl<W: Write + Send> ParquetOut<W> {
             .close()
             .map(drop)
             .map_err(|e| EngineError::Internal(format!("writing Parquet: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{FixedSizeBinaryArray, StringArray};
+    use arrow_schema::extension::{Json, Uuid};
+    use parquet::file::reader::FileReader;
+    use parquet::file::serialized_reader::SerializedFileReader;
+
+    use crate::engine::types::{arrow_schema, Column};
+
+    fn column(name: &str, ty: LogicalType) -> Column {
+        Column {
+            name: name.into(),
+            ty,
+            nullable: true,
+            db_type: String::new(),
+            native: None,
+        }
+    }
+
+    #[test]
+    fn uuid_and_json_columns_are_annotated_as_such_in_the_file() {
+        let schema = arrow_schema(&[
+            column("id", LogicalType::Uuid),
+            column("doc", LogicalType::Json),
+        ]);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(FixedSizeBinaryArray::try_from_iter([[7u8; 16]].into_iter()).unwrap()),
+                Arc::new(StringArray::from(vec!["{\"a\":1}"])),
+            ],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let mut writer = ParquetOut::new(&mut out, schema).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        let reader = SerializedFileReader::new(Bytes::from(out)).unwrap();
+        let columns = reader.metadata().file_metadata().schema_descr();
+        assert_eq!(
+            columns.column(0).logical_type_ref(),
+            Some(&parquet::basic::LogicalType::Uuid)
+        );
+        assert_eq!(
+            columns.column(1).logical_type_ref(),
+            Some(&parquet::basic::LogicalType::Json)
+        );
+    }
+
+    #[test]
+    fn other_writers_uuid_and_json_columns_read_as_uuid_and_json() {
+        let uuid = arrow_schema::Field::new("u", DataType::FixedSizeBinary(16), true)
+            .with_extension_type(Uuid);
+        let json = arrow_schema::Field::new("j", DataType::Utf8, true)
+            .with_extension_type(Json::default());
+        let text = arrow_schema::Field::new("t", DataType::Utf8, true);
+        assert_eq!(field_type_of(&uuid), Ok(FieldType::Uuid));
+        assert_eq!(field_type_of(&json), Ok(FieldType::Json));
+        assert_eq!(field_type_of(&text), Ok(FieldType::Text));
     }
 }
