@@ -156,6 +156,20 @@ pub struct NativeType {
     pub user_defined: bool,
 }
 
+#[cfg(test)]
+impl Column {
+    /// A nullable column of `ty` with no database type, as unit tests make them.
+    pub fn of(name: &str, ty: LogicalType) -> Self {
+        Column {
+            name: name.into(),
+            ty,
+            nullable: true,
+            db_type: String::new(),
+            native: None,
+        }
+    }
+}
+
 impl Column {
     /// The declaration to create this column with on a target of `family`, when it is the
     /// source's own family.

@@ -358,13 +358,7 @@ mod tests {
     use crate::engine::types::{arrow_schema, Column};
 
     fn column(name: &str, ty: LogicalType) -> Column {
-        Column {
-            name: name.into(),
-            ty,
-            nullable: true,
-            db_type: String::new(),
-            native: None,
-        }
+        Column::of(name, ty)
     }
 
     #[test]

@@ -472,13 +472,7 @@ mod tests {
     }
 
     fn column(name: &str, ty: LogicalType) -> Column {
-        Column {
-            name: name.into(),
-            ty,
-            nullable: true,
-            db_type: String::new(),
-            native: None,
-        }
+        Column::of(name, ty)
     }
 
     #[test]
