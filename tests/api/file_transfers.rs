@@ -204,6 +204,7 @@ newline', '\\x00ff10', '0001-01-01', '2024-02-29 23:59:59.999999',
         ("csv", Value::Null),
         ("csv", json!({"null": "\\N"})),
         ("jsonl", Value::Null),
+        ("json", Value::Null),
         ("parquet", Value::Null),
     ] {
         let t = app.submit_transfer(json!({"sourceId": pg["id"], "query": format!("SELECT * FROM {schema}.edge ORDER BY id"),

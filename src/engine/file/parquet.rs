@@ -161,6 +161,12 @@ fn field_type_of(field: &arrow_schema::Field) -> Result<FieldType, String> {
         DataType::Timestamp(_, None) => FieldType::Timestamp,
         DataType::Timestamp(_, Some(_)) => FieldType::TimestampTz,
         DataType::Time32(_) | DataType::Time64(_) => FieldType::Time,
+        // Nested columns are read as JSON (`nested_json`).
+        DataType::List(_)
+        | DataType::LargeList(_)
+        | DataType::FixedSizeList(..)
+        | DataType::Struct(_)
+        | DataType::Map(..) => FieldType::Json,
         DataType::Dictionary(_, value) if value.is_primitive() || **value == DataType::Utf8 => {
             field_type_of(&arrow_schema::Field::new(
                 field.name(),
@@ -211,6 +217,18 @@ fn cast_column(array: &ArrayRef, target: &DataType, name: &str) -> Result<ArrayR
     if array.data_type() == target {
         return Ok(array.clone());
     }
+    if array.data_type().is_nested() && *target == DataType::Utf8 {
+        let texts = (0..array.len())
+            .map(|row| {
+                if array.is_null(row) {
+                    return Ok(None);
+                }
+                nested_json(array.as_ref(), row).map(|v| Some(v.to_string()))
+            })
+            .collect::<Result<arrow_array::StringArray, String>>()
+            .map_err(|e| file_error(format!("column {name:?}: {e}")))?;
+        return Ok(Arc::new(texts));
+    }
     if let (DataType::Timestamp(TimeUnit::Nanosecond, _), DataType::Timestamp(..)) =
         (array.data_type(), target)
     {
@@ -234,6 +252,97 @@ fn cast_column(array: &ArrayRef, target: &DataType, name: &str) -> Result<ArrayR
     };
     cast_with_options(array, target, &options)
         .map_err(|e| file_error(format!("column {name:?}: {e}")))
+}
+
+/// One value of a column as JSON: lists as arrays, structs and maps with text keys as objects
+/// (other maps as arrays of `[key, value]`), numbers as numbers (decimals of more than 15
+/// significant digits, and floats that are not finite, as strings), bytes as base64, and
+/// everything else (dates, times, timestamps) as Arrow's ISO text.
+fn nested_json(array: &dyn Array, row: usize) -> Result<serde_json::Value, String> {
+    use arrow_array::cast::AsArray;
+    use serde_json::Value;
+    if array.is_null(row) {
+        return Ok(Value::Null);
+    }
+    let items = |list: ArrayRef| -> Result<Value, String> {
+        (0..list.len())
+            .map(|i| nested_json(list.as_ref(), i))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array)
+    };
+    Ok(match array.data_type() {
+        DataType::List(_) => items(array.as_list::<i32>().value(row))?,
+        DataType::LargeList(_) => items(array.as_list::<i64>().value(row))?,
+        DataType::FixedSizeList(..) => items(array.as_fixed_size_list().value(row))?,
+        DataType::Struct(fields) => {
+            let parts = array.as_struct();
+            let mut object = serde_json::Map::with_capacity(fields.len());
+            for (field, column) in fields.iter().zip(parts.columns()) {
+                object.insert(field.name().clone(), nested_json(column.as_ref(), row)?);
+            }
+            Value::Object(object)
+        }
+        DataType::Map(..) => {
+            let entries = array.as_map().value(row);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            let pairs: Vec<(Value, Value)> = (0..entries.len())
+                .map(|i| {
+                    Ok((
+                        nested_json(keys.as_ref(), i)?,
+                        nested_json(values.as_ref(), i)?,
+                    ))
+                })
+                .collect::<Result<_, String>>()?;
+            if pairs.iter().all(|(k, _)| k.is_string()) {
+                Value::Object(
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| (k.as_str().unwrap_or_default().to_string(), v))
+                        .collect(),
+                )
+            } else {
+                Value::Array(
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| Value::Array(vec![k, v]))
+                        .collect(),
+                )
+            }
+        }
+        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
+        DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_string()),
+        DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_string()),
+        DataType::Binary | DataType::LargeBinary | DataType::FixedSizeBinary(_) => {
+            use base64::Engine;
+            let bytes: &[u8] = match array.data_type() {
+                DataType::Binary => array.as_binary::<i32>().value(row),
+                DataType::LargeBinary => array.as_binary::<i64>().value(row),
+                _ => array.as_fixed_size_binary().value(row),
+            };
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        other => {
+            let options = arrow_cast::display::FormatOptions::default();
+            let text = arrow_cast::display::ArrayFormatter::try_new(array, &options)
+                .map_err(|e| e.to_string())?
+                .value(row)
+                .to_string();
+            let number = if other.is_integer() {
+                serde_json::from_str::<Value>(&text).ok()
+            } else if other.is_floating() {
+                text.parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+            } else if other.is_numeric() && text.bytes().filter(u8::is_ascii_digit).count() <= 15 {
+                // A decimal a double holds exactly.
+                serde_json::from_str::<Value>(&text).ok()
+            } else {
+                None
+            };
+            number.unwrap_or(Value::String(text))
+        }
+    })
 }
 
 /// Read every row group of `file` as batches of `fields` (by column index), into `ctx`.
@@ -388,6 +497,49 @@ mod tests {
         assert_eq!(
             columns.column(1).logical_type_ref(),
             Some(&parquet::basic::LogicalType::Json)
+        );
+    }
+
+    #[test]
+    fn nested_columns_read_as_json() {
+        use arrow_array::builder::{Int32Builder, ListBuilder, StringBuilder};
+        use arrow_array::{Int64Array, StructArray};
+        let mut list = ListBuilder::new(Int32Builder::new());
+        list.append_value([Some(1), None, Some(3)]);
+        list.append_null();
+        list.append_value([]);
+        let list: ArrayRef = Arc::new(list.finish());
+        assert_eq!(
+            field_type_of(&arrow_schema::Field::new(
+                "l",
+                list.data_type().clone(),
+                true
+            )),
+            Ok(FieldType::Json)
+        );
+        let texts = cast_column(&list, &DataType::Utf8, "l").unwrap();
+        let texts = texts.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(texts.value(0), "[1,null,3]");
+        assert!(texts.is_null(1));
+        assert_eq!(texts.value(2), "[]");
+
+        let mut tags = StringBuilder::new();
+        tags.append_value("a \"b\"");
+        let record: ArrayRef = Arc::new(StructArray::from(vec![
+            (
+                Arc::new(arrow_schema::Field::new("id", DataType::Int64, true)),
+                Arc::new(Int64Array::from(vec![i64::MAX])) as ArrayRef,
+            ),
+            (
+                Arc::new(arrow_schema::Field::new("tag", DataType::Utf8, true)),
+                Arc::new(tags.finish()) as ArrayRef,
+            ),
+        ]));
+        let texts = cast_column(&record, &DataType::Utf8, "r").unwrap();
+        let texts = texts.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(
+            texts.value(0),
+            r#"{"id":9223372036854775807,"tag":"a \"b\""}"#
         );
     }
 
