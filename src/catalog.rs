@@ -21,6 +21,12 @@ pub struct TestResult {
     pub error_code: Option<String>,
 }
 
+/// A database of a server, or a schema of a database.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct CatalogName {
+    pub name: String,
+}
+
 /// A column of a table in a user's database.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -12,10 +12,11 @@ use super::auth::{Admin, Caller};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
 use super::{created, parse_id, resource, Body, State};
+use crate::catalog::CatalogName;
 use crate::domain::connections::{
     connect_spec, merge, stored_options, ConnectionInput, ConnectionOptions,
 };
-use crate::engine::{self, SchemaInfo, TestResult, Timeouts};
+use crate::engine::{self, ConnectError, SchemaInfo, TestResult, Timeouts};
 use crate::store::connections::{Connection, ConnectionWriteError, DeleteConnection};
 
 /// A connection as the API shows it: never the password.
@@ -255,9 +256,7 @@ pub async fn list_tables(
     query: web::Query<TablesQuery>,
 ) -> Result<web::Json<Vec<SchemaInfo>>, ApiError> {
     let id = parse_id(&path)?;
-    let conn = load(&state, id).await?;
-    let spec = connect_spec(&conn, &state.key, timeouts(&state))?;
-    let list_timeout = Duration::from_secs(state.settings.engine.list_timeout_secs);
+    let (conn, spec, list_timeout) = catalog_reader(&state, id).await?;
     let schemas = engine::list_tables(&spec, query.schema.as_deref(), list_timeout)
         .await
         .map_err(|e| {
@@ -267,6 +266,81 @@ pub async fn list_tables(
             )
         })?;
     Ok(web::Json(schemas))
+}
+
+/// Connection `id`, how to connect to it, and how long reading its catalog may take.
+async fn catalog_reader(
+    state: &State,
+    id: i32,
+) -> Result<(Connection, engine::ConnectSpec, Duration), ApiError> {
+    let conn = load(state, id).await?;
+    let spec = connect_spec(&conn, &state.key, timeouts(state))?;
+    let list_timeout = Duration::from_secs(state.settings.engine.list_timeout_secs);
+    Ok((conn, spec, list_timeout))
+}
+
+/// A failure to read a user's database's catalog: 404 for a database that is not there, else
+/// 502 `connection_failed`.
+fn catalog_error(id: i32, name: &str, e: ConnectError) -> ApiError {
+    let code = match e {
+        ConnectError::DatabaseNotFound(_) => ErrorCode::DatabaseNotFound,
+        _ => ErrorCode::ConnectionFailed,
+    };
+    ApiError::new(code, format!("connection {id} ({name}): {e}"))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DatabasesQuery {
+    /// Also the server's own databases (PostgreSQL templates; MySQL `mysql`,
+    /// `information_schema`, `performance_schema`, `sys`; SQLite `temp`).
+    #[serde(default)]
+    pub system: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/connections/{id}/databases", tag = "connections",
+    description = "The databases on the connection's server: PostgreSQL's the role may connect to, MySQL/MariaDB's the user can see (less the system's unless `system=true`), SQLite's `main` and those attached.",
+    params(("id" = i32, Path), DatabasesQuery),
+    responses((status = 200, body = [CatalogName]), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, description = "The database could not be reached or read", body = ErrorBody)))]
+pub async fn list_databases(
+    state: State,
+    _caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<DatabasesQuery>,
+) -> Result<web::Json<Vec<CatalogName>>, ApiError> {
+    let id = parse_id(&path)?;
+    let (conn, spec, list_timeout) = catalog_reader(&state, id).await?;
+    let names = engine::list_databases(&spec, query.system, list_timeout)
+        .await
+        .map_err(|e| catalog_error(id, &conn.name, e))?;
+    Ok(web::Json(
+        names.into_iter().map(|name| CatalogName { name }).collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/connections/{id}/databases/{db}/schemas", tag = "connections",
+    description = "The schemas of one database (PostgreSQL: those the role may use, less the system's; MySQL/MariaDB and SQLite: the database itself). 404 `database_not_found` for a database that is not there.",
+    params(("id" = i32, Path), ("db" = String, Path)),
+    responses((status = 200, body = [CatalogName]), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, description = "The database could not be reached or read", body = ErrorBody)))]
+pub async fn list_schemas(
+    state: State,
+    _caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<Vec<CatalogName>>, ApiError> {
+    let (id, database) = path.into_inner();
+    let id = parse_id(&id)?;
+    let (conn, spec, list_timeout) = catalog_reader(&state, id).await?;
+    let names = engine::list_schemas(&spec, &database, list_timeout)
+        .await
+        .map_err(|e| catalog_error(id, &conn.name, e))?;
+    Ok(web::Json(
+        names.into_iter().map(|name| CatalogName { name }).collect(),
+    ))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -284,5 +358,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/connection/{id}").route(web::delete().to(delete_connection)))
     .service(resource("/connections/{id}/test").route(web::post().to(test_connection)))
-    .service(resource("/connections/{id}/tables").route(web::get().to(list_tables)));
+    .service(resource("/connections/{id}/tables").route(web::get().to(list_tables)))
+    .service(resource("/connections/{id}/databases").route(web::get().to(list_databases)))
+    .service(
+        resource("/connections/{id}/databases/{db}/schemas").route(web::get().to(list_schemas)),
+    );
 }

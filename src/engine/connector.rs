@@ -282,6 +282,21 @@ pub trait Connector: Sync + 'static {
         scope: Scope<'_>,
     ) -> impl Future<Output = Result<Vec<SchemaInfo>, ConnectError>> + Send;
 
+    /// The databases of the server (`system`: with the server's own), by name.
+    fn list_databases(
+        &self,
+        spec: &ConnectSpec,
+        system: bool,
+    ) -> impl Future<Output = Result<Vec<String>, ConnectError>> + Send;
+
+    /// The schemas of `database`, by name (`DatabaseNotFound` when it does not exist). Kinds
+    /// without schemas inside a database (MySQL, SQLite) answer the database itself.
+    fn list_schemas(
+        &self,
+        spec: &ConnectSpec,
+        database: &str,
+    ) -> impl Future<Output = Result<Vec<String>, ConnectError>> + Send;
+
     /// Connect and describe what `source` reads, for a sink that takes `carrier`.
     fn open_source(
         &self,
@@ -337,6 +352,16 @@ pub trait DynConnector: Sync {
         spec: &'a ConnectSpec,
         scope: Scope<'a>,
     ) -> BoxFuture<'a, Result<Vec<SchemaInfo>, ConnectError>>;
+    fn list_databases<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        system: bool,
+    ) -> BoxFuture<'a, Result<Vec<String>, ConnectError>>;
+    fn list_schemas<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        database: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, ConnectError>>;
     fn open_source<'a>(
         &'a self,
         spec: &'a ConnectSpec,
@@ -386,6 +411,20 @@ impl<C: Connector> DynConnector for C {
         scope: Scope<'a>,
     ) -> BoxFuture<'a, Result<Vec<SchemaInfo>, ConnectError>> {
         Box::pin(Connector::list_tables(self, spec, scope))
+    }
+    fn list_databases<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        system: bool,
+    ) -> BoxFuture<'a, Result<Vec<String>, ConnectError>> {
+        Box::pin(Connector::list_databases(self, spec, system))
+    }
+    fn list_schemas<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        database: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, ConnectError>> {
+        Box::pin(Connector::list_schemas(self, spec, database))
     }
     fn open_source<'a>(
         &'a self,

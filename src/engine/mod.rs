@@ -84,6 +84,26 @@ pub async fn list_tables(
     .await
 }
 
+/// The databases of the server `spec` names (`system`: with the server's own).
+pub async fn list_databases(
+    spec: &ConnectSpec,
+    system: bool,
+    list_timeout: Duration,
+) -> Result<Vec<String>, ConnectError> {
+    let work = spec.kind.connector().list_databases(spec, system);
+    with_timeout(spec.timeouts.connect + list_timeout, work).await
+}
+
+/// The schemas of `database` on the server `spec` names.
+pub async fn list_schemas(
+    spec: &ConnectSpec,
+    database: &str,
+    list_timeout: Duration,
+) -> Result<Vec<String>, ConnectError> {
+    let work = spec.kind.connector().list_schemas(spec, database);
+    with_timeout(spec.timeouts.connect + list_timeout, work).await
+}
+
 async fn with_timeout<T>(
     limit: Duration,
     work: impl std::future::Future<Output = Result<T, ConnectError>>,

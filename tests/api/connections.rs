@@ -1358,3 +1358,146 @@ async fn a_connection_that_running_jobs_use_cannot_be_deleted_and_past_jobs_keep
     assert_eq!(after["rowsWritten"], 300_000);
     pg_execute("test", &format!("DROP SCHEMA {schema} CASCADE")).await;
 }
+
+/// `GET path` as the admin: its status and JSON body.
+async fn get_json(app: &TestApp, path: &str) -> (StatusCode, Value) {
+    let response = app.admin(Method::GET, path).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_connections_databases_and_their_schemas_are_listed_on_each_kind() {
+    let app = spawn_app().await;
+
+    // PostgreSQL: databases the role may connect to; a database's own schemas.
+    let schema = unique_name("explore");
+    pg_execute("test", &format!("CREATE SCHEMA {schema}")).await;
+    let pg = app
+        .create_connection(pg_connection(&unique_name("pg"), "test"))
+        .await;
+    let (status, list) =
+        get_json(&app, &format!("/api/v1/connections/{}/databases", pg["id"])).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let databases = names(&list);
+    assert!(databases.contains(&"test".to_string()), "{databases:?}");
+    assert!(
+        !databases.contains(&"template1".to_string()),
+        "{databases:?}"
+    );
+    let (_, list) = get_json(
+        &app,
+        &format!("/api/v1/connections/{}/databases?system=true", pg["id"]),
+    )
+    .await;
+    assert!(names(&list).contains(&"template1".to_string()), "{list}");
+    let (status, list) = get_json(
+        &app,
+        &format!("/api/v1/connections/{}/databases/test/schemas", pg["id"]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let schemas = names(&list);
+    assert!(schemas.contains(&schema), "{schemas:?}");
+    assert!(schemas.contains(&"public".to_string()), "{schemas:?}");
+    assert!(
+        !schemas
+            .iter()
+            .any(|s| s.starts_with("pg_") || s == "information_schema"),
+        "{schemas:?}"
+    );
+
+    // MariaDB: a database is its own one schema; the server's own only when asked for.
+    let database = unique_name("explore");
+    mariadb_execute(&format!("CREATE DATABASE {database}")).await;
+    let my = app
+        .create_connection(mariadb_connection(&unique_name("my"), &database))
+        .await;
+    let (status, list) =
+        get_json(&app, &format!("/api/v1/connections/{}/databases", my["id"])).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let databases = names(&list);
+    assert!(databases.contains(&database), "{databases:?}");
+    assert!(!databases.contains(&"mysql".to_string()), "{databases:?}");
+    let (_, list) = get_json(
+        &app,
+        &format!("/api/v1/connections/{}/databases?system=true", my["id"]),
+    )
+    .await;
+    assert!(names(&list).contains(&"mysql".to_string()), "{list}");
+    let (_, list) = get_json(
+        &app,
+        &format!(
+            "/api/v1/connections/{}/databases/{database}/schemas",
+            my["id"]
+        ),
+    )
+    .await;
+    assert_eq!(names(&list), vec![database]);
+
+    // SQLite: `main` (and attached databases).
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("explore")));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x INTEGER)")
+        .unwrap();
+    let lite = app
+        .create_connection(json!({"name": unique_name("lite"), "type": "sqlite", "path": path}))
+        .await;
+    let (_, list) = get_json(
+        &app,
+        &format!("/api/v1/connections/{}/databases", lite["id"]),
+    )
+    .await;
+    assert_eq!(names(&list), ["main"]);
+    let (_, list) = get_json(
+        &app,
+        &format!("/api/v1/connections/{}/databases/main/schemas", lite["id"]),
+    )
+    .await;
+    assert_eq!(names(&list), ["main"]);
+
+    // What is not there is 404 with a code; an unknown parameter is refused.
+    for connection in [&pg, &my, &lite] {
+        let response = app
+            .admin(
+                Method::GET,
+                &format!(
+                    "/api/v1/connections/{}/databases/no_such_db_{}/schemas",
+                    connection["id"],
+                    unique_name("x")
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::NOT_FOUND, "database_not_found").await;
+    }
+    let response = app
+        .admin(
+            Method::GET,
+            &format!("/api/v1/connections/{}/databases?colour=red", pg["id"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_query_parameter").await;
+    assert!(
+        error["detail"].as_str().unwrap().contains("colour"),
+        "{error}"
+    );
+    let response = app
+        .admin(Method::GET, "/api/v1/connections/999999/databases")
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::NOT_FOUND, "connection_not_found").await;
+}

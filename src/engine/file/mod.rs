@@ -226,6 +226,24 @@ impl Connector for FileConnector {
         Ok(Vec::new())
     }
 
+    async fn list_databases(
+        &self,
+        _spec: &ConnectSpec,
+        _system: bool,
+    ) -> Result<Vec<String>, ConnectError> {
+        Ok(Vec::new())
+    }
+
+    async fn list_schemas(
+        &self,
+        _spec: &ConnectSpec,
+        database: &str,
+    ) -> Result<Vec<String>, ConnectError> {
+        Err(ConnectError::DatabaseNotFound(format!(
+            "a file has no database {database:?}"
+        )))
+    }
+
     async fn open_source(
         &self,
         _spec: &ConnectSpec,

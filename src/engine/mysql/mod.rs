@@ -226,6 +226,9 @@ pub async fn list_tables(
     )))
 }
 
+/// The server's own databases, listed only when asked for.
+const SYSTEM_DATABASES: &[&str] = &["information_schema", "mysql", "performance_schema", "sys"];
+
 /// MySQL and MariaDB as kinds of endpoint (one connector).
 pub static MYSQL: Registered = Registered {
     name: "mysql",
@@ -293,6 +296,46 @@ impl Connector for MySql {
     ) -> Result<Vec<SchemaInfo>, ConnectError> {
         let default = Some(spec.database.as_str()).filter(|d| !d.is_empty());
         list_tables(spec, scope.schema(default)).await
+    }
+
+    /// The databases the user can see (`system`: the server's own too).
+    async fn list_databases(
+        &self,
+        spec: &ConnectSpec,
+        system: bool,
+    ) -> Result<Vec<String>, ConnectError> {
+        let mut conn = connect(spec).await?;
+        let names: Vec<String> = conn.query("SHOW DATABASES").await.map_err(query_error)?;
+        let _ = conn.disconnect().await;
+        let mut names: Vec<String> = names
+            .into_iter()
+            .filter(|n| system || !SYSTEM_DATABASES.contains(&n.to_ascii_lowercase().as_str()))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// A MySQL database is its one schema: `database` itself, when the user can see it.
+    async fn list_schemas(
+        &self,
+        spec: &ConnectSpec,
+        database: &str,
+    ) -> Result<Vec<String>, ConnectError> {
+        let mut conn = connect(spec).await?;
+        let found: Option<String> = conn
+            .exec_first(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                (database,),
+            )
+            .await
+            .map_err(query_error)?;
+        let _ = conn.disconnect().await;
+        match found {
+            Some(name) => Ok(vec![name]),
+            None => Err(ConnectError::DatabaseNotFound(format!(
+                "no database {database:?} on this server"
+            ))),
+        }
     }
 
     async fn open_source(

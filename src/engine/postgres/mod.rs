@@ -347,6 +347,50 @@ impl Connector for Postgres {
         list_tables(spec, scope.schema(None)).await
     }
 
+    /// The databases the role may connect to (`system`: the templates too).
+    async fn list_databases(
+        &self,
+        spec: &ConnectSpec,
+        system: bool,
+    ) -> Result<Vec<String>, ConnectError> {
+        let client = connect(spec).await?;
+        let rows = client
+            .query(
+                "SELECT datname::text FROM pg_catalog.pg_database
+                 WHERE ($1 OR NOT datistemplate) AND datallowconn
+                   AND has_database_privilege(datname, 'CONNECT')
+                 ORDER BY 1",
+                &[&system],
+            )
+            .await
+            .map_err(|e| ConnectError::Other(error_chain(&e)))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// The schemas of `database` the role may use (connecting to it), less the system's.
+    async fn list_schemas(
+        &self,
+        spec: &ConnectSpec,
+        database: &str,
+    ) -> Result<Vec<String>, ConnectError> {
+        let spec = ConnectSpec {
+            database: database.to_string(),
+            ..spec.clone()
+        };
+        let client = connect(&spec).await?;
+        let rows = client
+            .query(
+                "SELECT nspname::text FROM pg_catalog.pg_namespace
+                 WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%'
+                   AND has_schema_privilege(oid, 'USAGE')
+                 ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| ConnectError::Other(error_chain(&e)))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     async fn open_source(
         &self,
         spec: &ConnectSpec,

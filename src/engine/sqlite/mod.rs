@@ -272,6 +272,47 @@ impl Connector for Sqlite {
         list_tables(spec, scope.schema(None)).await
     }
 
+    /// The file's databases: `main` and those attached (`system`: `temp` too).
+    async fn list_databases(
+        &self,
+        spec: &ConnectSpec,
+        system: bool,
+    ) -> Result<Vec<String>, ConnectError> {
+        let spec = spec.clone();
+        blocking(move || {
+            let conn = open_existing(&spec)?;
+            let err = |e: rusqlite::Error| ConnectError::Other(e.to_string());
+            let mut stmt = conn
+                .prepare("SELECT name FROM pragma_database_list ORDER BY seq")
+                .map_err(err)?;
+            let names = stmt
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            Ok(names
+                .into_iter()
+                .filter(|n| system || n != "temp")
+                .collect())
+        })
+        .await
+    }
+
+    /// A SQLite database is its one schema: `database` itself, when the file has it.
+    async fn list_schemas(
+        &self,
+        spec: &ConnectSpec,
+        database: &str,
+    ) -> Result<Vec<String>, ConnectError> {
+        let names = Connector::list_databases(self, spec, true).await?;
+        match names.into_iter().find(|n| n == database) {
+            Some(name) => Ok(vec![name]),
+            None => Err(ConnectError::DatabaseNotFound(format!(
+                "no database {database:?} in this file"
+            ))),
+        }
+    }
+
     async fn open_source(
         &self,
         spec: &ConnectSpec,
