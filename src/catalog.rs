@@ -27,6 +27,21 @@ pub struct CatalogName {
     pub name: String,
 }
 
+/// A table or view of a schema, with what the database knows of its size without reading it.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RelationInfo {
+    pub name: String,
+    /// `table` or `view`.
+    pub kind: String,
+    /// The database's own estimate of its rows (PostgreSQL's statistics, MySQL's
+    /// `TABLE_ROWS`); `null` where there is none (views, tables never analysed, SQLite).
+    pub row_estimate: Option<i64>,
+    /// Bytes on disk with indexes; `null` where unknown (views, SQLite).
+    pub size_bytes: Option<i64>,
+    pub comment: Option<String>,
+}
+
 /// A column of a table in a user's database.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]

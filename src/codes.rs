@@ -68,6 +68,7 @@ error_codes! {
     FileNotFound => (404, "file_not_found", "Not found", true),
     RunNotFound => (404, "run_not_found", "Not found", false),
     DatabaseNotFound => (404, "database_not_found", "Database not found", true),
+    SchemaNotFound => (404, "schema_not_found", "Schema not found", false),
     // 405
     MethodNotAllowed => (405, "method_not_allowed", "Method not allowed", false),
     // 409

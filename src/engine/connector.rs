@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch::{SinkContext, SourceContext, SourceSpec};
 use super::error::{ConnectError, EngineError};
 use super::types::Column;
-use crate::catalog::SchemaInfo;
+use crate::catalog::{RelationInfo, SchemaInfo};
 
 /// TLS to the database server (libpq's words; the same for MySQL/MariaDB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -297,6 +297,15 @@ pub trait Connector: Sync + 'static {
         database: &str,
     ) -> impl Future<Output = Result<Vec<String>, ConnectError>> + Send;
 
+    /// The tables and views of `schema` in `database`, with estimates of their size
+    /// (`DatabaseNotFound`, `SchemaNotFound` when either is not there).
+    fn list_relations(
+        &self,
+        spec: &ConnectSpec,
+        database: &str,
+        schema: &str,
+    ) -> impl Future<Output = Result<Vec<RelationInfo>, ConnectError>> + Send;
+
     /// Connect and describe what `source` reads, for a sink that takes `carrier`.
     fn open_source(
         &self,
@@ -335,6 +344,17 @@ pub trait Connector: Sync + 'static {
     }
 }
 
+/// For kinds whose databases are their one schema (MySQL, SQLite): `SchemaNotFound` unless
+/// `schema` is `database`.
+pub fn database_as_schema(kind: &str, database: &str, schema: &str) -> Result<(), ConnectError> {
+    if schema == database {
+        return Ok(());
+    }
+    Err(ConnectError::SchemaNotFound(format!(
+        "a {kind} database's one schema is itself ({database:?}), not {schema:?}"
+    )))
+}
+
 /// A `Connector` behind a pointer, as the registry holds it: the same operations, their
 /// futures boxed. Every connector is one.
 pub trait DynConnector: Sync {
@@ -362,6 +382,12 @@ pub trait DynConnector: Sync {
         spec: &'a ConnectSpec,
         database: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, ConnectError>>;
+    fn list_relations<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        database: &'a str,
+        schema: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RelationInfo>, ConnectError>>;
     fn open_source<'a>(
         &'a self,
         spec: &'a ConnectSpec,
@@ -425,6 +451,14 @@ impl<C: Connector> DynConnector for C {
         database: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, ConnectError>> {
         Box::pin(Connector::list_schemas(self, spec, database))
+    }
+    fn list_relations<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        database: &'a str,
+        schema: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RelationInfo>, ConnectError>> {
+        Box::pin(Connector::list_relations(self, spec, database, schema))
     }
     fn open_source<'a>(
         &'a self,

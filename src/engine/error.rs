@@ -39,6 +39,8 @@ pub enum ConnectError {
     Tls(String),
     #[error("database not found: {0}")]
     DatabaseNotFound(String),
+    #[error("schema not found: {0}")]
+    SchemaNotFound(String),
     #[error("{0}")]
     Other(String),
 }
@@ -53,6 +55,7 @@ impl ConnectError {
             Self::Timeout(_) => ErrorCode::Timeout,
             Self::Tls(_) => ErrorCode::TlsError,
             Self::DatabaseNotFound(_) => ErrorCode::DatabaseNotFound,
+            Self::SchemaNotFound(_) => ErrorCode::SchemaNotFound,
             Self::Other(_) => ErrorCode::ConnectionFailed,
         }
     }

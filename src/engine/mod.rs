@@ -26,7 +26,7 @@ pub mod values;
 use std::time::{Duration, Instant};
 
 pub(crate) use crate::catalog::group_columns;
-pub use crate::catalog::{ColumnInfo, SchemaInfo, TableInfo, TestResult};
+pub use crate::catalog::{ColumnInfo, RelationInfo, SchemaInfo, TableInfo, TestResult};
 pub use batch::{SinkSpec, SourceSpec};
 pub use connector::{
     Carrier, ConnectSpec, Connector, DbKind, DynConnector, Scope, SourceReader, SslMode, Timeouts,
@@ -101,6 +101,17 @@ pub async fn list_schemas(
     list_timeout: Duration,
 ) -> Result<Vec<String>, ConnectError> {
     let work = spec.kind.connector().list_schemas(spec, database);
+    with_timeout(spec.timeouts.connect + list_timeout, work).await
+}
+
+/// The tables and views of `schema` in `database` on the server `spec` names.
+pub async fn list_relations(
+    spec: &ConnectSpec,
+    database: &str,
+    schema: &str,
+    list_timeout: Duration,
+) -> Result<Vec<RelationInfo>, ConnectError> {
+    let work = spec.kind.connector().list_relations(spec, database, schema);
     with_timeout(spec.timeouts.connect + list_timeout, work).await
 }
 

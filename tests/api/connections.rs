@@ -1501,3 +1501,108 @@ async fn a_connections_databases_and_their_schemas_are_listed_on_each_kind() {
         .unwrap();
     assert_error(response, StatusCode::NOT_FOUND, "connection_not_found").await;
 }
+
+#[actix_web::test]
+async fn a_schemas_tables_and_views_are_listed_with_estimates_sizes_and_comments() {
+    let app = spawn_app().await;
+    let path_of = |c: &Value, db: &str, schema: &str| {
+        format!(
+            "/api/v1/connections/{}/databases/{db}/schemas/{schema}/tables",
+            c["id"]
+        )
+    };
+
+    // PostgreSQL.
+    let schema = unique_name("relations");
+    pg_execute(
+        "test",
+        &format!(
+            "CREATE SCHEMA {schema};
+             CREATE TABLE {schema}.orders (id int PRIMARY KEY, note text);
+             INSERT INTO {schema}.orders SELECT g, 'n' || g FROM generate_series(1, 3) g;
+             ANALYZE {schema}.orders;
+             COMMENT ON TABLE {schema}.orders IS 'orders ✓ ''quoted''';
+             CREATE VIEW {schema}.recent AS SELECT id FROM {schema}.orders;"
+        ),
+    )
+    .await;
+    let pg = app
+        .create_connection(pg_connection(&unique_name("pg"), "test"))
+        .await;
+    let (status, list) = get_json(&app, &path_of(&pg, "test", &schema)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list[0]["name"], "orders");
+    assert_eq!(list[0]["kind"], "table");
+    assert_eq!(list[0]["rowEstimate"], 3);
+    assert!(list[0]["sizeBytes"].as_i64().unwrap() > 0, "{list}");
+    assert_eq!(list[0]["comment"], "orders ✓ 'quoted'");
+    assert_eq!(
+        list[1],
+        json!({"name": "recent", "kind": "view", "rowEstimate": null, "sizeBytes": null, "comment": null})
+    );
+    assert_eq!(list.as_array().unwrap().len(), 2);
+
+    // MariaDB: the database is the schema.
+    let database = unique_name("relations");
+    mariadb_execute(&format!(
+        "CREATE DATABASE {database};
+         CREATE TABLE {database}.orders (id int PRIMARY KEY) COMMENT 'the orders';
+         INSERT INTO {database}.orders VALUES (1), (2);
+         CREATE VIEW {database}.recent AS SELECT id FROM {database}.orders;"
+    ))
+    .await;
+    let my = app
+        .create_connection(mariadb_connection(&unique_name("my"), &database))
+        .await;
+    let (status, list) = get_json(&app, &path_of(&my, &database, &database)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list[0]["name"], "orders");
+    assert_eq!(list[0]["kind"], "table");
+    assert!(list[0]["rowEstimate"].is_i64(), "{list}");
+    assert!(list[0]["sizeBytes"].as_i64().unwrap() > 0, "{list}");
+    assert_eq!(list[0]["comment"], "the orders");
+    assert_eq!(list[1]["kind"], "view");
+    assert_eq!(list[1]["comment"], Value::Null);
+
+    // SQLite: no estimates.
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("relations")));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE orders (id INTEGER); CREATE VIEW recent AS SELECT id FROM orders;",
+        )
+        .unwrap();
+    let lite = app
+        .create_connection(json!({"name": unique_name("lite"), "type": "sqlite", "path": path}))
+        .await;
+    let (_, list) = get_json(&app, &path_of(&lite, "main", "main")).await;
+    assert_eq!(
+        list,
+        json!([
+            {"name": "orders", "kind": "table", "rowEstimate": null, "sizeBytes": null, "comment": null},
+            {"name": "recent", "kind": "view", "rowEstimate": null, "sizeBytes": null, "comment": null},
+        ])
+    );
+
+    // A schema or database that is not there.
+    for (connection, db, schema, code) in [
+        (&pg, "test", "no_such_schema", "schema_not_found"),
+        (&pg, "no_such_database_here", "public", "database_not_found"),
+        (&my, database.as_str(), "other", "schema_not_found"),
+        (
+            &my,
+            "no_such_database_here",
+            "no_such_database_here",
+            "database_not_found",
+        ),
+        (&lite, "main", "other", "schema_not_found"),
+        (&lite, "other", "other", "database_not_found"),
+    ] {
+        let response = app
+            .admin(Method::GET, &path_of(connection, db, schema))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::NOT_FOUND, code).await;
+    }
+}

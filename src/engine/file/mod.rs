@@ -20,7 +20,7 @@ use super::error::{ConnectError, EngineError};
 use super::infer::FieldType;
 use super::types::{Column, LogicalType};
 use super::{SourceReader, Timeouts, CANCEL_GRACE};
-use crate::catalog::SchemaInfo;
+use crate::catalog::{RelationInfo, SchemaInfo};
 use crate::storage::bridge::StreamWriter;
 use crate::storage::ByteStream;
 
@@ -239,6 +239,17 @@ impl Connector for FileConnector {
         _spec: &ConnectSpec,
         database: &str,
     ) -> Result<Vec<String>, ConnectError> {
+        Err(ConnectError::DatabaseNotFound(format!(
+            "a file has no database {database:?}"
+        )))
+    }
+
+    async fn list_relations(
+        &self,
+        _spec: &ConnectSpec,
+        database: &str,
+        _schema: &str,
+    ) -> Result<Vec<RelationInfo>, ConnectError> {
         Err(ConnectError::DatabaseNotFound(format!(
             "a file has no database {database:?}"
         )))

@@ -19,7 +19,9 @@ use super::connector::{
 };
 use super::types::Column;
 use super::EngineError;
-use super::{group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo, SslMode};
+use super::{
+    group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, RelationInfo, SchemaInfo, SslMode,
+};
 
 fn options(spec: &ConnectSpec, ssl: Option<SslOpts>) -> OptsBuilder {
     use secrecy::ExposeSecret;
@@ -336,6 +338,42 @@ impl Connector for MySql {
                 "no database {database:?} on this server"
             ))),
         }
+    }
+
+    /// A MySQL database is its one schema: `schema` must be `database`.
+    async fn list_relations(
+        &self,
+        spec: &ConnectSpec,
+        database: &str,
+        schema: &str,
+    ) -> Result<Vec<RelationInfo>, ConnectError> {
+        Connector::list_schemas(self, spec, database).await?;
+        super::connector::database_as_schema("MySQL", database, schema)?;
+        let mut conn = connect(spec).await?;
+        type Row = (String, String, Option<u64>, Option<u64>, String);
+        let rows: Vec<Row> = conn
+            .exec(
+                "SELECT TABLE_NAME, IF(TABLE_TYPE = 'VIEW', 'view', 'table'), TABLE_ROWS,
+                        DATA_LENGTH + INDEX_LENGTH, TABLE_COMMENT
+                 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1",
+                (database,),
+            )
+            .await
+            .map_err(query_error)?;
+        let _ = conn.disconnect().await;
+        Ok(rows
+            .into_iter()
+            .map(|(name, kind, rows, size, comment)| {
+                let view = kind == "view";
+                RelationInfo {
+                    name,
+                    row_estimate: rows.filter(|_| !view).map(|r| r as i64),
+                    size_bytes: size.filter(|_| !view).map(|b| b as i64),
+                    comment: Some(comment).filter(|c| !c.is_empty() && !view),
+                    kind,
+                }
+            })
+            .collect())
     }
 
     async fn open_source(

@@ -21,7 +21,9 @@ use super::connector::{
 };
 use super::types::Column;
 use super::EngineError;
-use super::{group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo, SslMode};
+use super::{
+    group_columns, tls, ColumnInfo, ConnectError, ConnectSpec, RelationInfo, SchemaInfo, SslMode,
+};
 
 /// Open a connection within `spec.timeouts.connect` (TCP, TLS and log-in together); its
 /// driver task runs on the current runtime until the client drops. The socket keeps TCP
@@ -389,6 +391,60 @@ impl Connector for Postgres {
             .await
             .map_err(|e| ConnectError::Other(error_chain(&e)))?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    async fn list_relations(
+        &self,
+        spec: &ConnectSpec,
+        database: &str,
+        schema: &str,
+    ) -> Result<Vec<RelationInfo>, ConnectError> {
+        let spec = ConnectSpec {
+            database: database.to_string(),
+            ..spec.clone()
+        };
+        let client = connect(&spec).await?;
+        let query_error = |e: tokio_postgres::Error| ConnectError::Other(error_chain(&e));
+        let known = client
+            .query_opt(
+                "SELECT 1 FROM pg_catalog.pg_namespace
+                 WHERE nspname = $1 AND has_schema_privilege(oid, 'USAGE')",
+                &[&schema],
+            )
+            .await
+            .map_err(query_error)?;
+        if known.is_none() {
+            return Err(ConnectError::SchemaNotFound(format!(
+                "no schema {schema:?} in database {database:?}"
+            )));
+        }
+        let rows = client
+            .query(
+                "SELECT c.relname::text,
+                        CASE WHEN c.relkind IN ('v', 'm') THEN 'view' ELSE 'table' END,
+                        CASE WHEN c.relkind IN ('r', 'p', 'm') AND c.reltuples >= 0
+                             THEN c.reltuples::bigint END,
+                        CASE WHEN c.relkind IN ('r', 'p', 'm')
+                             THEN pg_catalog.pg_total_relation_size(c.oid) END,
+                        pg_catalog.obj_description(c.oid, 'pg_class')
+                 FROM pg_catalog.pg_class c
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                 ORDER BY 1",
+                &[&schema],
+            )
+            .await
+            .map_err(query_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| RelationInfo {
+                name: row.get(0),
+                kind: row.get(1),
+                row_estimate: row.get(2),
+                size_bytes: row.get(3),
+                comment: row.get(4),
+            })
+            .collect())
     }
 
     async fn open_source(

@@ -19,7 +19,7 @@ use super::connector::{
 };
 use super::types::Column;
 use super::EngineError;
-use super::{group_columns, ColumnInfo, ConnectError, ConnectSpec, SchemaInfo};
+use super::{group_columns, ColumnInfo, ConnectError, ConnectSpec, RelationInfo, SchemaInfo};
 
 /// Open a database file the way every SQLite connection of Sluice is opened: statements may
 /// reach no file but this one (no `ATTACH` of another file, no `VACUUM INTO`, no
@@ -311,6 +311,45 @@ impl Connector for Sqlite {
                 "no database {database:?} in this file"
             ))),
         }
+    }
+
+    /// A SQLite database is its one schema: `schema` must be `database`. SQLite keeps no
+    /// estimates: rows, size and comment are `null`.
+    async fn list_relations(
+        &self,
+        spec: &ConnectSpec,
+        database: &str,
+        schema: &str,
+    ) -> Result<Vec<RelationInfo>, ConnectError> {
+        Connector::list_schemas(self, spec, database).await?;
+        super::connector::database_as_schema("SQLite", database, schema)?;
+        let (spec, database) = (spec.clone(), database.replace('"', "\"\""));
+        blocking(move || {
+            let conn = open_existing(&spec)?;
+            let err = |e: rusqlite::Error| ConnectError::Other(e.to_string());
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT name, type FROM \"{database}\".sqlite_schema
+                     WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+                     ORDER BY name"
+                ))
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok(RelationInfo {
+                        name: row.get(0)?,
+                        kind: row.get(1)?,
+                        row_estimate: None,
+                        size_bytes: None,
+                        comment: None,
+                    })
+                })
+                .map_err(err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            Ok(rows)
+        })
+        .await
     }
 
     async fn open_source(
