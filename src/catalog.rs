@@ -42,6 +42,16 @@ pub struct RelationInfo {
     pub comment: Option<String>,
 }
 
+/// A table's exact row count.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RowCount {
+    pub table: String,
+    pub rows: u64,
+    /// Always `true`: the rows were counted (an estimate is `rowEstimate` in table lists).
+    pub exact: bool,
+}
+
 /// A column of a table in a user's database.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -69,6 +69,7 @@ error_codes! {
     RunNotFound => (404, "run_not_found", "Not found", false),
     DatabaseNotFound => (404, "database_not_found", "Database not found", true),
     SchemaNotFound => (404, "schema_not_found", "Schema not found", false),
+    TableNotFound => (404, "table_not_found", "Table not found", false),
     // 405
     MethodNotAllowed => (405, "method_not_allowed", "Method not allowed", false),
     // 409

@@ -85,6 +85,8 @@ pub struct EngineSettings {
     pub connect_timeout_secs: u64,
     pub io_timeout_secs: u64,
     pub list_timeout_secs: u64,
+    /// Seconds an exact row count may take (`GET …/tables/{table}/count`).
+    pub count_timeout_secs: u64,
 }
 
 impl EngineSettings {
@@ -247,6 +249,9 @@ impl Settings {
         }
         if self.engine.list_timeout_secs == 0 {
             return bad("engine.list_timeout_secs", "must be at least 1");
+        }
+        if self.engine.count_timeout_secs == 0 {
+            return bad("engine.count_timeout_secs", "must be at least 1");
         }
         if self.jobs.max_concurrent == 0 {
             return bad("jobs.max_concurrent", "must be at least 1");

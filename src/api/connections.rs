@@ -12,7 +12,7 @@ use super::auth::{Admin, Caller};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
 use super::{created, parse_id, resource, Body, State};
-use crate::catalog::{CatalogName, RelationInfo};
+use crate::catalog::{CatalogName, RelationInfo, RowCount};
 use crate::domain::connections::{
     connect_spec, merge, stored_options, ConnectionInput, ConnectionOptions,
 };
@@ -284,7 +284,10 @@ async fn catalog_reader(
 /// 502 `connection_failed`.
 fn catalog_error(id: i32, name: &str, e: ConnectError) -> ApiError {
     let code = match e {
-        ConnectError::DatabaseNotFound(_) | ConnectError::SchemaNotFound(_) => e.code(),
+        ConnectError::DatabaseNotFound(_)
+        | ConnectError::SchemaNotFound(_)
+        | ConnectError::TableNotFound(_)
+        | ConnectError::Timeout(_) => e.code(),
         _ => ErrorCode::ConnectionFailed,
     };
     ApiError::new(code, format!("connection {id} ({name}): {e}"))
@@ -364,6 +367,37 @@ pub async fn list_relations(
     Ok(web::Json(relations))
 }
 
+#[utoipa::path(get, path = "/api/v1/connections/{id}/databases/{db}/schemas/{schema}/tables/{table}/count", tag = "connections",
+    description = "The exact row count of a table or view, counted by the database and stopped after `engine.count_timeout_secs` (then `timeout`). 404 `database_not_found` / `schema_not_found` / `table_not_found`.",
+    params(("id" = i32, Path), ("db" = String, Path), ("schema" = String, Path), ("table" = String, Path)),
+    responses((status = 200, body = RowCount), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, description = "The database could not be reached or read", body = ErrorBody),
+        (status = 504, description = "The count took longer than allowed", body = ErrorBody)))]
+pub async fn count_rows(
+    state: State,
+    _caller: Caller,
+    path: web::Path<(String, String, String, String)>,
+) -> Result<web::Json<RowCount>, ApiError> {
+    let (id, database, schema, table) = path.into_inner();
+    let id = parse_id(&id)?;
+    let (conn, spec, _) = catalog_reader(&state, id).await?;
+    let limit = Duration::from_secs(state.settings.engine.count_timeout_secs);
+    let at = engine::connector::TableAt {
+        database: &database,
+        schema: &schema,
+        table: &table,
+    };
+    let rows = engine::count_rows(&spec, at, limit)
+        .await
+        .map_err(|e| catalog_error(id, &conn.name, e))?;
+    Ok(web::Json(RowCount {
+        table,
+        rows,
+        exact: true,
+    }))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource("/connections")
@@ -387,5 +421,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/connections/{id}/databases/{db}/schemas/{schema}/tables")
             .route(web::get().to(list_relations)),
+    )
+    .service(
+        resource("/connections/{id}/databases/{db}/schemas/{schema}/tables/{table}/count")
+            .route(web::get().to(count_rows)),
     );
 }

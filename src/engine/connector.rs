@@ -306,6 +306,15 @@ pub trait Connector: Sync + 'static {
         schema: &str,
     ) -> impl Future<Output = Result<Vec<RelationInfo>, ConnectError>> + Send;
 
+    /// The exact number of rows of `table` (a table or view) in `schema` of `database`,
+    /// counted by the database within `limit` (then stopped there: `Timeout`).
+    fn count_rows(
+        &self,
+        spec: &ConnectSpec,
+        at: TableAt<'_>,
+        limit: Duration,
+    ) -> impl Future<Output = Result<u64, ConnectError>> + Send;
+
     /// Connect and describe what `source` reads, for a sink that takes `carrier`.
     fn open_source(
         &self,
@@ -344,14 +353,28 @@ pub trait Connector: Sync + 'static {
     }
 }
 
-/// For kinds whose databases are their one schema (MySQL, SQLite): `SchemaNotFound` unless
-/// `schema` is `database`.
-pub fn database_as_schema(kind: &str, database: &str, schema: &str) -> Result<(), ConnectError> {
+/// Where a table is: its database, schema and name.
+#[derive(Debug, Clone, Copy)]
+pub struct TableAt<'a> {
+    pub database: &'a str,
+    pub schema: &'a str,
+    pub table: &'a str,
+}
+
+/// For kinds whose databases are their one schema (MySQL, SQLite): `DatabaseNotFound` unless
+/// `database` is there, `SchemaNotFound` unless `schema` is `database`.
+pub async fn database_as_schema<C: Connector>(
+    connector: &C,
+    spec: &ConnectSpec,
+    database: &str,
+    schema: &str,
+) -> Result<(), ConnectError> {
+    connector.list_schemas(spec, database).await?;
     if schema == database {
         return Ok(());
     }
     Err(ConnectError::SchemaNotFound(format!(
-        "a {kind} database's one schema is itself ({database:?}), not {schema:?}"
+        "{database:?} is a database whose one schema is itself, not {schema:?}"
     )))
 }
 
@@ -388,6 +411,12 @@ pub trait DynConnector: Sync {
         database: &'a str,
         schema: &'a str,
     ) -> BoxFuture<'a, Result<Vec<RelationInfo>, ConnectError>>;
+    fn count_rows<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        at: TableAt<'a>,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<u64, ConnectError>>;
     fn open_source<'a>(
         &'a self,
         spec: &'a ConnectSpec,
@@ -459,6 +488,14 @@ impl<C: Connector> DynConnector for C {
         schema: &'a str,
     ) -> BoxFuture<'a, Result<Vec<RelationInfo>, ConnectError>> {
         Box::pin(Connector::list_relations(self, spec, database, schema))
+    }
+    fn count_rows<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        at: TableAt<'a>,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<u64, ConnectError>> {
+        Box::pin(Connector::count_rows(self, spec, at, limit))
     }
     fn open_source<'a>(
         &'a self,

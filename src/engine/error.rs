@@ -41,6 +41,8 @@ pub enum ConnectError {
     DatabaseNotFound(String),
     #[error("schema not found: {0}")]
     SchemaNotFound(String),
+    #[error("table not found: {0}")]
+    TableNotFound(String),
     #[error("{0}")]
     Other(String),
 }
@@ -56,6 +58,7 @@ impl ConnectError {
             Self::Tls(_) => ErrorCode::TlsError,
             Self::DatabaseNotFound(_) => ErrorCode::DatabaseNotFound,
             Self::SchemaNotFound(_) => ErrorCode::SchemaNotFound,
+            Self::TableNotFound(_) => ErrorCode::TableNotFound,
             Self::Other(_) => ErrorCode::ConnectionFailed,
         }
     }

@@ -115,6 +115,18 @@ pub async fn list_relations(
     with_timeout(spec.timeouts.connect + list_timeout, work).await
 }
 
+/// The exact row count of a table or view, stopped by the database after `limit`.
+pub async fn count_rows(
+    spec: &ConnectSpec,
+    at: connector::TableAt<'_>,
+    limit: Duration,
+) -> Result<u64, ConnectError> {
+    let work = spec.kind.connector().count_rows(spec, at, limit);
+    // The database's own limit ends the count; this one only ends a wait it did not.
+    let backstop = spec.timeouts.connect + limit + Duration::from_secs(5);
+    with_timeout(backstop, work).await
+}
+
 async fn with_timeout<T>(
     limit: Duration,
     work: impl std::future::Future<Output = Result<T, ConnectError>>,

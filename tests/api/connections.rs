@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_error, mariadb_connection, mariadb_execute, pg_client, pg_connection, pg_execute,
-    spawn_app, spawn_app_on, unique_name, Backend, TestApp, MARIADB_HOST, MARIADB_PORT,
-    MARIADB_USER, PG_HOST, PG_PORT, PG_USER,
+    spawn_app, spawn_app_on, spawn_app_with, unique_name, Backend, TestApp, MARIADB_HOST,
+    MARIADB_PORT, MARIADB_USER, PG_HOST, PG_PORT, PG_USER,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1605,4 +1605,98 @@ async fn a_schemas_tables_and_views_are_listed_with_estimates_sizes_and_comments
             .unwrap();
         assert_error(response, StatusCode::NOT_FOUND, code).await;
     }
+}
+
+#[actix_web::test]
+async fn a_tables_rows_are_counted_exactly_and_a_count_past_its_limit_is_stopped() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.engine.count_timeout_secs = 1).await;
+    let count_path = |c: &Value, db: &str, schema: &str, table: &str| {
+        format!(
+            "/api/v1/connections/{}/databases/{db}/schemas/{schema}/tables/{}/count",
+            c["id"],
+            urlencoding(table)
+        )
+    };
+
+    // PostgreSQL, a hostile name included.
+    let schema = unique_name("count");
+    pg_execute(
+        "test",
+        &format!(
+            "CREATE SCHEMA {schema};
+             CREATE TABLE {schema}.orders AS SELECT g AS id FROM generate_series(1, 1234) g;
+             CREATE TABLE {schema}.\"we\"\"ird; ✓\" (x int);
+             INSERT INTO {schema}.\"we\"\"ird; ✓\" VALUES (1), (2);
+             CREATE VIEW {schema}.slow AS SELECT 1 AS s FROM pg_sleep(5);"
+        ),
+    )
+    .await;
+    let pg = app
+        .create_connection(pg_connection(&unique_name("pg"), "test"))
+        .await;
+    let (status, count) = get_json(&app, &count_path(&pg, "test", &schema, "orders")).await;
+    assert_eq!(status, StatusCode::OK, "{count}");
+    assert_eq!(
+        count,
+        json!({"table": "orders", "rows": 1234, "exact": true})
+    );
+    let (_, count) = get_json(&app, &count_path(&pg, "test", &schema, "we\"ird; ✓")).await;
+    assert_eq!(count["rows"], 2, "{count}");
+    let started = std::time::Instant::now();
+    let response = app
+        .admin(Method::GET, &count_path(&pg, "test", &schema, "slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::GATEWAY_TIMEOUT, "timeout").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+
+    // MariaDB and SQLite.
+    let database = unique_name("count");
+    mariadb_execute(&format!(
+        "CREATE DATABASE {database}; CREATE TABLE {database}.t (id int);
+         INSERT INTO {database}.t VALUES (1), (2), (3);"
+    ))
+    .await;
+    let my = app
+        .create_connection(mariadb_connection(&unique_name("my"), &database))
+        .await;
+    let (_, count) = get_json(&app, &count_path(&my, &database, &database, "t")).await;
+    assert_eq!(count["rows"], 3, "{count}");
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("count")));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (NULL);")
+        .unwrap();
+    let lite = app
+        .create_connection(json!({"name": unique_name("lite"), "type": "sqlite", "path": path}))
+        .await;
+    let (_, count) = get_json(&app, &count_path(&lite, "main", "main", "t")).await;
+    assert_eq!(count["rows"], 2, "{count}");
+
+    for (connection, db, schema) in [
+        (&pg, "test", schema.as_str()),
+        (&my, database.as_str(), database.as_str()),
+        (&lite, "main", "main"),
+    ] {
+        let response = app
+            .admin(
+                Method::GET,
+                &count_path(connection, db, schema, "no_such_table"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::NOT_FOUND, "table_not_found").await;
+    }
+}
+
+/// A path segment with everything but letters, digits and `_` percent-encoded.
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

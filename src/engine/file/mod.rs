@@ -255,6 +255,18 @@ impl Connector for FileConnector {
         )))
     }
 
+    async fn count_rows(
+        &self,
+        _spec: &ConnectSpec,
+        at: crate::engine::connector::TableAt<'_>,
+        _limit: std::time::Duration,
+    ) -> Result<u64, ConnectError> {
+        Err(ConnectError::DatabaseNotFound(format!(
+            "a file has no database {:?}",
+            at.database
+        )))
+    }
+
     async fn open_source(
         &self,
         _spec: &ConnectSpec,

@@ -347,8 +347,7 @@ impl Connector for MySql {
         database: &str,
         schema: &str,
     ) -> Result<Vec<RelationInfo>, ConnectError> {
-        Connector::list_schemas(self, spec, database).await?;
-        super::connector::database_as_schema("MySQL", database, schema)?;
+        super::connector::database_as_schema(self, spec, database, schema).await?;
         let mut conn = connect(spec).await?;
         type Row = (String, String, Option<u64>, Option<u64>, String);
         let rows: Vec<Row> = conn
@@ -374,6 +373,54 @@ impl Connector for MySql {
                 }
             })
             .collect())
+    }
+
+    async fn count_rows(
+        &self,
+        spec: &ConnectSpec,
+        at: crate::engine::connector::TableAt<'_>,
+        limit: std::time::Duration,
+    ) -> Result<u64, ConnectError> {
+        super::connector::database_as_schema(self, spec, at.database, at.schema).await?;
+        let mut conn = connect(spec).await?;
+        let found: Option<String> = conn
+            .exec_first(
+                "SELECT TABLE_NAME FROM information_schema.TABLES
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (at.database, at.table),
+            )
+            .await
+            .map_err(query_error)?;
+        if found.is_none() {
+            let _ = conn.disconnect().await;
+            return Err(ConnectError::TableNotFound(format!(
+                "no table or view {:?} in database {:?}",
+                at.table, at.database
+            )));
+        }
+        // MariaDB stops the statement itself; MySQL has no such setting (the caller's timeout
+        // then ends the wait).
+        let _ = conn
+            .query_drop(format!(
+                "SET SESSION max_statement_time = {}",
+                limit.as_secs_f64()
+            ))
+            .await;
+        let sql = format!(
+            "SELECT COUNT(*) FROM {}.{}",
+            dialect::quote(at.database),
+            dialect::quote(at.table)
+        );
+        let counted: Result<Option<u64>, _> = conn.query_first(sql).await;
+        let _ = conn.disconnect().await;
+        match counted {
+            Ok(count) => Ok(count.unwrap_or(0)),
+            // ER_STATEMENT_TIMEOUT
+            Err(mysql_async::Error::Server(e)) if e.code == 1969 => {
+                Err(ConnectError::Timeout(limit))
+            }
+            Err(e) => Err(query_error(e)),
+        }
     }
 
     async fn open_source(

@@ -447,6 +447,62 @@ impl Connector for Postgres {
             .collect())
     }
 
+    async fn count_rows(
+        &self,
+        spec: &ConnectSpec,
+        at: crate::engine::connector::TableAt<'_>,
+        limit: std::time::Duration,
+    ) -> Result<u64, ConnectError> {
+        let spec = ConnectSpec {
+            database: at.database.to_string(),
+            ..spec.clone()
+        };
+        let client = connect(&spec).await?;
+        let query_error = |e: tokio_postgres::Error| ConnectError::Other(error_chain(&e));
+        let found = client
+            .query_one(
+                "SELECT n.oid IS NOT NULL, c.oid IS NOT NULL
+                 FROM (SELECT 1) one
+                 LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1
+                 LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = $2
+                   AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                &[&at.schema, &at.table],
+            )
+            .await
+            .map_err(query_error)?;
+        match (found.get::<_, bool>(0), found.get::<_, bool>(1)) {
+            (false, _) => {
+                return Err(ConnectError::SchemaNotFound(format!(
+                    "no schema {:?} in database {:?}",
+                    at.schema, at.database
+                )))
+            }
+            (true, false) => {
+                return Err(ConnectError::TableNotFound(format!(
+                    "no table or view {:?} in schema {:?}",
+                    at.table, at.schema
+                )))
+            }
+            (true, true) => {}
+        }
+        client
+            .batch_execute(&format!("SET statement_timeout = {}", limit.as_millis()))
+            .await
+            .map_err(query_error)?;
+        let sql = format!(
+            "SELECT count(*) FROM {}.{}",
+            dialect::quote_ident(at.schema),
+            dialect::quote_ident(at.table)
+        );
+        match client.query_one(&sql, &[]).await {
+            Ok(row) => Ok(row.get::<_, i64>(0).max(0) as u64),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
+                Err(ConnectError::Timeout(limit))
+            }
+            Err(e) => Err(query_error(e)),
+        }
+    }
+
     async fn open_source(
         &self,
         spec: &ConnectSpec,

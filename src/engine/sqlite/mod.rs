@@ -321,8 +321,7 @@ impl Connector for Sqlite {
         database: &str,
         schema: &str,
     ) -> Result<Vec<RelationInfo>, ConnectError> {
-        Connector::list_schemas(self, spec, database).await?;
-        super::connector::database_as_schema("SQLite", database, schema)?;
+        super::connector::database_as_schema(self, spec, database, schema).await?;
         let (spec, database) = (spec.clone(), database.replace('"', "\"\""));
         blocking(move || {
             let conn = open_existing(&spec)?;
@@ -348,6 +347,58 @@ impl Connector for Sqlite {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(err)?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn count_rows(
+        &self,
+        spec: &ConnectSpec,
+        at: crate::engine::connector::TableAt<'_>,
+        limit: std::time::Duration,
+    ) -> Result<u64, ConnectError> {
+        super::connector::database_as_schema(self, spec, at.database, at.schema).await?;
+        let spec = spec.clone();
+        let (database, table) = (dialect::quote_ident(at.database), at.table.to_string());
+        let database = database.map_err(|e| ConnectError::Other(e.to_string()))?;
+        blocking(move || {
+            use rusqlite::OptionalExtension;
+            let conn = open_existing(&spec)?;
+            let err = |e: rusqlite::Error| ConnectError::Other(e.to_string());
+            let found: Option<i64> = conn
+                .query_row(
+                    &format!(
+                        "SELECT 1 FROM {database}.sqlite_schema
+                         WHERE type IN ('table', 'view') AND name = ?1"
+                    ),
+                    [&table],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(err)?;
+            if found.is_none() {
+                return Err(ConnectError::TableNotFound(format!(
+                    "no table or view {table:?} in this file"
+                )));
+            }
+            let quoted =
+                dialect::quote_ident(&table).map_err(|e| ConnectError::Other(e.to_string()))?;
+            // SQLite stops the statement when the handler says so.
+            let deadline = std::time::Instant::now() + limit;
+            conn.progress_handler(10_000, Some(move || std::time::Instant::now() > deadline));
+            match conn.query_row(
+                &format!("SELECT count(*) FROM {database}.{quoted}"),
+                [],
+                |row| row.get::<_, i64>(0),
+            ) {
+                Ok(count) => Ok(count.max(0) as u64),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::OperationInterrupted =>
+                {
+                    Err(ConnectError::Timeout(limit))
+                }
+                Err(e) => Err(err(e)),
+            }
         })
         .await
     }
