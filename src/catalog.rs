@@ -42,6 +42,15 @@ pub struct RelationInfo {
     pub comment: Option<String>,
 }
 
+/// The statement that recreates a table or view.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Ddl {
+    pub name: String,
+    /// `table` or `view`.
+    pub kind: String,
+    pub ddl: String,
+}
+
 /// A table's exact row count.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]

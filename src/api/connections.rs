@@ -12,7 +12,7 @@ use super::auth::{Admin, Caller};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::pagination::PageQuery;
 use super::{created, parse_id, resource, Body, State};
-use crate::catalog::{CatalogName, RelationInfo, RowCount};
+use crate::catalog::{CatalogName, Ddl, RelationInfo, RowCount};
 use crate::domain::connections::{
     connect_spec, merge, stored_options, ConnectionInput, ConnectionOptions,
 };
@@ -398,6 +398,59 @@ pub async fn count_rows(
     }))
 }
 
+/// The DDL of the table or view the path names.
+async fn ddl_of(
+    state: &State,
+    path: (String, String, String, String),
+    view: bool,
+) -> Result<web::Json<Ddl>, ApiError> {
+    let (id, database, schema, name) = path;
+    let id = parse_id(&id)?;
+    let (conn, spec, list_timeout) = catalog_reader(state, id).await?;
+    let at = engine::connector::TableAt {
+        database: &database,
+        schema: &schema,
+        table: &name,
+    };
+    let ddl = engine::table_ddl(&spec, at, view, list_timeout)
+        .await
+        .map_err(|e| catalog_error(id, &conn.name, e))?;
+    let kind = if view { "view" } else { "table" };
+    Ok(web::Json(Ddl {
+        name,
+        kind: kind.into(),
+        ddl,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/connections/{id}/databases/{db}/schemas/{schema}/tables/{table}/ddl", tag = "connections",
+    description = "The statement that recreates a table, as the database prints it: PostgreSQL's built from the catalogs (columns, identity, defaults, constraints, indexes, comment), MariaDB's `SHOW CREATE TABLE`, SQLite's `sqlite_master` with its indexes and triggers. 404 `table_not_found` (also for a view: see `…/views/{view}/ddl`).",
+    params(("id" = i32, Path), ("db" = String, Path), ("schema" = String, Path), ("table" = String, Path)),
+    responses((status = 200, body = Ddl), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, description = "The database could not be reached or read", body = ErrorBody)))]
+pub async fn table_ddl(
+    state: State,
+    _caller: Caller,
+    path: web::Path<(String, String, String, String)>,
+) -> Result<web::Json<Ddl>, ApiError> {
+    ddl_of(&state, path.into_inner(), false).await
+}
+
+#[utoipa::path(get, path = "/api/v1/connections/{id}/databases/{db}/schemas/{schema}/views/{view}/ddl", tag = "connections",
+    description = "The statement that recreates a view (PostgreSQL: `CREATE VIEW … AS` with `pg_get_viewdef`; MariaDB: `SHOW CREATE VIEW`; SQLite: `sqlite_master`). 404 `table_not_found` for a name that is not a view.",
+    params(("id" = i32, Path), ("db" = String, Path), ("schema" = String, Path), ("view" = String, Path)),
+    responses((status = 200, body = Ddl), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, description = "The database could not be reached or read", body = ErrorBody)))]
+pub async fn view_ddl(
+    state: State,
+    _caller: Caller,
+    path: web::Path<(String, String, String, String)>,
+) -> Result<web::Json<Ddl>, ApiError> {
+    ddl_of(&state, path.into_inner(), true).await
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource("/connections")
@@ -425,5 +478,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/connections/{id}/databases/{db}/schemas/{schema}/tables/{table}/count")
             .route(web::get().to(count_rows)),
+    )
+    .service(
+        resource("/connections/{id}/databases/{db}/schemas/{schema}/tables/{table}/ddl")
+            .route(web::get().to(table_ddl)),
+    )
+    .service(
+        resource("/connections/{id}/databases/{db}/schemas/{schema}/views/{view}/ddl")
+            .route(web::get().to(view_ddl)),
     );
 }

@@ -315,6 +315,15 @@ pub trait Connector: Sync + 'static {
         limit: Duration,
     ) -> impl Future<Output = Result<u64, ConnectError>> + Send;
 
+    /// The statement that recreates the table (`view` false) or view (`view` true) at `at`,
+    /// as the database prints it; `TableNotFound` when there is no such one of that kind.
+    fn table_ddl(
+        &self,
+        spec: &ConnectSpec,
+        at: TableAt<'_>,
+        view: bool,
+    ) -> impl Future<Output = Result<String, ConnectError>> + Send;
+
     /// Connect and describe what `source` reads, for a sink that takes `carrier`.
     fn open_source(
         &self,
@@ -359,6 +368,16 @@ pub struct TableAt<'a> {
     pub database: &'a str,
     pub schema: &'a str,
     pub table: &'a str,
+}
+
+/// `TableNotFound` for a table or view of `at` that is not there as the kind asked for.
+pub fn no_such_relation(at: TableAt<'_>, view: bool) -> ConnectError {
+    ConnectError::TableNotFound(format!(
+        "no {} {:?} in schema {:?}",
+        if view { "view" } else { "table" },
+        at.table,
+        at.schema
+    ))
 }
 
 /// For kinds whose databases are their one schema (MySQL, SQLite): `DatabaseNotFound` unless
@@ -417,6 +436,12 @@ pub trait DynConnector: Sync {
         at: TableAt<'a>,
         limit: Duration,
     ) -> BoxFuture<'a, Result<u64, ConnectError>>;
+    fn table_ddl<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        at: TableAt<'a>,
+        view: bool,
+    ) -> BoxFuture<'a, Result<String, ConnectError>>;
     fn open_source<'a>(
         &'a self,
         spec: &'a ConnectSpec,
@@ -496,6 +521,14 @@ impl<C: Connector> DynConnector for C {
         limit: Duration,
     ) -> BoxFuture<'a, Result<u64, ConnectError>> {
         Box::pin(Connector::count_rows(self, spec, at, limit))
+    }
+    fn table_ddl<'a>(
+        &'a self,
+        spec: &'a ConnectSpec,
+        at: TableAt<'a>,
+        view: bool,
+    ) -> BoxFuture<'a, Result<String, ConnectError>> {
+        Box::pin(Connector::table_ddl(self, spec, at, view))
     }
     fn open_source<'a>(
         &'a self,

@@ -127,6 +127,17 @@ pub async fn count_rows(
     with_timeout(backstop, work).await
 }
 
+/// The statement that recreates a table (or, `view`, a view).
+pub async fn table_ddl(
+    spec: &ConnectSpec,
+    at: connector::TableAt<'_>,
+    view: bool,
+    list_timeout: Duration,
+) -> Result<String, ConnectError> {
+    let work = spec.kind.connector().table_ddl(spec, at, view);
+    with_timeout(spec.timeouts.connect + list_timeout, work).await
+}
+
 async fn with_timeout<T>(
     limit: Duration,
     work: impl std::future::Future<Output = Result<T, ConnectError>>,

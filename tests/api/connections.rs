@@ -1700,3 +1700,117 @@ fn urlencoding(text: &str) -> String {
         })
         .collect()
 }
+
+#[actix_web::test]
+async fn a_tables_ddl_recreates_it_and_a_views_ddl_is_its_definition() {
+    let app = spawn_app().await;
+    let ddl_path = |c: &Value, db: &str, schema: &str, what: &str, name: &str| {
+        format!(
+            "/api/v1/connections/{}/databases/{db}/schemas/{schema}/{what}/{name}/ddl",
+            c["id"]
+        )
+    };
+
+    // PostgreSQL: the DDL run in another schema makes a table whose DDL is the same.
+    let (schema, copy) = (unique_name("ddl"), unique_name("ddl_copy"));
+    pg_execute(
+        "test",
+        &format!(
+            "CREATE SCHEMA {schema}; CREATE SCHEMA {copy};
+             CREATE TABLE {schema}.customers (id int PRIMARY KEY);
+             CREATE TABLE {schema}.orders (
+                id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                code text NOT NULL UNIQUE,
+                amount numeric(10,2) DEFAULT 0 CHECK (amount >= 0),
+                customer int REFERENCES {schema}.customers (id));
+             CREATE INDEX orders_amount ON {schema}.orders (amount DESC);
+             COMMENT ON TABLE {schema}.orders IS 'it''s ✓';
+             CREATE VIEW {schema}.big AS SELECT id FROM {schema}.orders WHERE amount > 10;
+             CREATE TABLE {copy}.customers (id int PRIMARY KEY);"
+        ),
+    )
+    .await;
+    let pg = app
+        .create_connection(pg_connection(&unique_name("pg"), "test"))
+        .await;
+    let (status, body) = get_json(&app, &ddl_path(&pg, "test", &schema, "tables", "orders")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["kind"], "table");
+    let ddl = body["ddl"].as_str().unwrap().to_string();
+    for part in [
+        "GENERATED ALWAYS AS IDENTITY",
+        "DEFAULT 0",
+        "NOT NULL",
+        "PRIMARY KEY (id)",
+        "UNIQUE (code)",
+        "CHECK (amount >= 0::numeric)",
+        "REFERENCES",
+        "CREATE INDEX orders_amount",
+        "COMMENT ON TABLE",
+        "'it''s ✓'",
+    ] {
+        assert!(ddl.contains(part), "{part:?} in {ddl}");
+    }
+    pg_execute("test", &ddl.replace(&schema, &copy)).await;
+    let (_, again) = get_json(&app, &ddl_path(&pg, "test", &copy, "tables", "orders")).await;
+    assert_eq!(again["ddl"].as_str().unwrap().replace(&copy, &schema), ddl);
+
+    let (_, body) = get_json(&app, &ddl_path(&pg, "test", &schema, "views", "big")).await;
+    let ddl = body["ddl"].as_str().unwrap();
+    assert!(
+        ddl.starts_with(&format!("CREATE VIEW {schema}.big AS")),
+        "{ddl}"
+    );
+    assert!(ddl.contains("amount > 10"), "{ddl}");
+    for (what, name) in [
+        ("tables", "big"),
+        ("views", "orders"),
+        ("tables", "nothing"),
+    ] {
+        let response = app
+            .admin(Method::GET, &ddl_path(&pg, "test", &schema, what, name))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::NOT_FOUND, "table_not_found").await;
+    }
+
+    // MariaDB: as SHOW CREATE prints it.
+    let database = unique_name("ddl");
+    mariadb_execute(&format!(
+        "CREATE DATABASE {database};
+         CREATE TABLE {database}.t (id int PRIMARY KEY, note varchar(20) DEFAULT 'x');
+         CREATE VIEW {database}.v AS SELECT id FROM {database}.t;"
+    ))
+    .await;
+    let my = app
+        .create_connection(mariadb_connection(&unique_name("my"), &database))
+        .await;
+    let (_, body) = get_json(&app, &ddl_path(&my, &database, &database, "tables", "t")).await;
+    let ddl = body["ddl"].as_str().unwrap();
+    assert!(ddl.starts_with("CREATE TABLE `t`"), "{ddl}");
+    assert!(ddl.contains("PRIMARY KEY (`id`)"), "{ddl}");
+    assert!(ddl.contains("DEFAULT 'x'"), "{ddl}");
+    let (_, body) = get_json(&app, &ddl_path(&my, &database, &database, "views", "v")).await;
+    assert!(
+        body["ddl"].as_str().unwrap().contains("VIEW `v` AS"),
+        "{body}"
+    );
+
+    // SQLite: the kept statement and the table's index.
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("ddl")));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT); CREATE INDEX t_x ON t (x);",
+        )
+        .unwrap();
+    let lite = app
+        .create_connection(json!({"name": unique_name("lite"), "type": "sqlite", "path": path}))
+        .await;
+    let (_, body) = get_json(&app, &ddl_path(&lite, "main", "main", "tables", "t")).await;
+    assert_eq!(
+        body["ddl"],
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT);\nCREATE INDEX t_x ON t (x);"
+    );
+}

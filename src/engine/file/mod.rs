@@ -267,6 +267,18 @@ impl Connector for FileConnector {
         )))
     }
 
+    async fn table_ddl(
+        &self,
+        _spec: &ConnectSpec,
+        at: crate::engine::connector::TableAt<'_>,
+        _view: bool,
+    ) -> Result<String, ConnectError> {
+        Err(ConnectError::DatabaseNotFound(format!(
+            "a file has no database {:?}",
+            at.database
+        )))
+    }
+
     async fn open_source(
         &self,
         _spec: &ConnectSpec,

@@ -423,6 +423,39 @@ impl Connector for MySql {
         }
     }
 
+    /// `SHOW CREATE TABLE` / `SHOW CREATE VIEW`, as the server prints it.
+    async fn table_ddl(
+        &self,
+        spec: &ConnectSpec,
+        at: crate::engine::connector::TableAt<'_>,
+        view: bool,
+    ) -> Result<String, ConnectError> {
+        super::connector::database_as_schema(self, spec, at.database, at.schema).await?;
+        let mut conn = connect(spec).await?;
+        let kind: Option<String> = conn
+            .exec_first(
+                "SELECT TABLE_TYPE FROM information_schema.TABLES
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (at.database, at.table),
+            )
+            .await
+            .map_err(query_error)?;
+        if kind.map(|k| k == "VIEW") != Some(view) {
+            let _ = conn.disconnect().await;
+            return Err(super::connector::no_such_relation(at, view));
+        }
+        let what = if view { "VIEW" } else { "TABLE" };
+        let sql = format!(
+            "SHOW CREATE {what} {}.{}",
+            dialect::quote(at.database),
+            dialect::quote(at.table)
+        );
+        let row: Option<mysql_async::Row> = conn.query_first(sql).await.map_err(query_error)?;
+        let _ = conn.disconnect().await;
+        row.and_then(|r| r.get::<String, _>(1))
+            .ok_or_else(|| super::connector::no_such_relation(at, view))
+    }
+
     async fn open_source(
         &self,
         spec: &ConnectSpec,

@@ -206,6 +206,15 @@ pub async fn list_tables(
     })))
 }
 
+/// A connection to `database` on the server `spec` names.
+async fn connect_to(spec: &ConnectSpec, database: &str) -> Result<Client, ConnectError> {
+    connect(&ConnectSpec {
+        database: database.to_string(),
+        ..spec.clone()
+    })
+    .await
+}
+
 /// Whether transaction `xid` (of server process `pid`) committed, asked over fresh connections
 /// after its COMMIT got no answer. While the transaction is still open (its COMMIT may never
 /// have arrived, and the old connection may linger half-open), its process is terminated so
@@ -375,11 +384,7 @@ impl Connector for Postgres {
         spec: &ConnectSpec,
         database: &str,
     ) -> Result<Vec<String>, ConnectError> {
-        let spec = ConnectSpec {
-            database: database.to_string(),
-            ..spec.clone()
-        };
-        let client = connect(&spec).await?;
+        let client = connect_to(spec, database).await?;
         let rows = client
             .query(
                 "SELECT nspname::text FROM pg_catalog.pg_namespace
@@ -399,11 +404,7 @@ impl Connector for Postgres {
         database: &str,
         schema: &str,
     ) -> Result<Vec<RelationInfo>, ConnectError> {
-        let spec = ConnectSpec {
-            database: database.to_string(),
-            ..spec.clone()
-        };
-        let client = connect(&spec).await?;
+        let client = connect_to(spec, database).await?;
         let query_error = |e: tokio_postgres::Error| ConnectError::Other(error_chain(&e));
         let known = client
             .query_opt(
@@ -453,11 +454,7 @@ impl Connector for Postgres {
         at: crate::engine::connector::TableAt<'_>,
         limit: std::time::Duration,
     ) -> Result<u64, ConnectError> {
-        let spec = ConnectSpec {
-            database: at.database.to_string(),
-            ..spec.clone()
-        };
-        let client = connect(&spec).await?;
+        let client = connect_to(spec, at.database).await?;
         let query_error = |e: tokio_postgres::Error| ConnectError::Other(error_chain(&e));
         let found = client
             .query_one(
@@ -501,6 +498,134 @@ impl Connector for Postgres {
             }
             Err(e) => Err(query_error(e)),
         }
+    }
+
+    /// Built from the catalogs: columns (types, identity, defaults, NOT NULL), constraints,
+    /// the indexes no constraint makes, and the table's comment; a view's definition.
+    async fn table_ddl(
+        &self,
+        spec: &ConnectSpec,
+        at: crate::engine::connector::TableAt<'_>,
+        view: bool,
+    ) -> Result<String, ConnectError> {
+        use crate::engine::connector::no_such_relation;
+        let client = connect_to(spec, at.database).await?;
+        let query_error = |e: tokio_postgres::Error| ConnectError::Other(error_chain(&e));
+        let found = client
+            .query_one(
+                "SELECT n.oid IS NOT NULL, c.oid, c.relkind::text,
+                        pg_catalog.obj_description(c.oid, 'pg_class'),
+                        pg_catalog.quote_ident($1) || '.' || pg_catalog.quote_ident($2)
+                 FROM (SELECT 1) one
+                 LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1
+                 LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = $2
+                   AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                &[&at.schema, &at.table],
+            )
+            .await
+            .map_err(query_error)?;
+        if !found.get::<_, bool>(0) {
+            return Err(ConnectError::SchemaNotFound(format!(
+                "no schema {:?} in database {:?}",
+                at.schema, at.database
+            )));
+        }
+        let (oid, kind): (Option<u32>, Option<String>) = (found.get(1), found.get(2));
+        let (Some(oid), Some(kind)) = (oid, kind) else {
+            return Err(no_such_relation(at, view));
+        };
+        let is_view = kind == "v" || kind == "m";
+        if is_view != view {
+            return Err(no_such_relation(at, view));
+        }
+        // Names quoted as PostgreSQL prints them (only where they need it).
+        let name: String = found.get(4);
+        if is_view {
+            let row = client
+                .query_one("SELECT pg_catalog.pg_get_viewdef($1::oid, true)", &[&oid])
+                .await
+                .map_err(query_error)?;
+            let what = if kind == "m" {
+                "MATERIALIZED VIEW"
+            } else {
+                "VIEW"
+            };
+            let body: String = row.get(0);
+            return Ok(format!("CREATE {what} {name} AS\n{}", body.trim_end()));
+        }
+        let columns = client
+            .query(
+                "SELECT pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod),
+                        a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+                        a.attidentity::text, a.attgenerated::text
+                 FROM pg_catalog.pg_attribute a
+                 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+                 ORDER BY a.attnum",
+                &[&oid],
+            )
+            .await
+            .map_err(query_error)?;
+        let mut parts: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let mut def = format!("    {} {}", c.get::<_, &str>(0), c.get::<_, String>(1));
+                match c.get::<_, &str>(4) {
+                    "a" => def.push_str(" GENERATED ALWAYS AS IDENTITY"),
+                    "d" => def.push_str(" GENERATED BY DEFAULT AS IDENTITY"),
+                    _ => {}
+                }
+                if let Some(expr) = c.get::<_, Option<String>>(3) {
+                    if c.get::<_, &str>(5) == "s" {
+                        def.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"));
+                    } else {
+                        def.push_str(&format!(" DEFAULT {expr}"));
+                    }
+                }
+                if c.get::<_, bool>(2) {
+                    def.push_str(" NOT NULL");
+                }
+                def
+            })
+            .collect();
+        let constraints = client
+            .query(
+                "SELECT pg_catalog.quote_ident(conname), pg_catalog.pg_get_constraintdef(oid, true)
+                 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = $1 AND contype IN ('p', 'u', 'f', 'c', 'x')
+                 ORDER BY contype <> 'p', contype, conname",
+                &[&oid],
+            )
+            .await
+            .map_err(query_error)?;
+        parts.extend(constraints.iter().map(|c| {
+            format!(
+                "    CONSTRAINT {} {}",
+                c.get::<_, &str>(0),
+                c.get::<_, String>(1)
+            )
+        }));
+        let mut ddl = format!("CREATE TABLE {name} (\n{}\n);", parts.join(",\n"));
+        let indexes = client
+            .query(
+                "SELECT pg_catalog.pg_get_indexdef(i.indexrelid)
+                 FROM pg_catalog.pg_index i
+                 WHERE i.indrelid = $1 AND NOT EXISTS
+                   (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid)
+                 ORDER BY 1",
+                &[&oid],
+            )
+            .await
+            .map_err(query_error)?;
+        for index in &indexes {
+            ddl.push_str(&format!("\n{};", index.get::<_, String>(0)));
+        }
+        if let Some(comment) = found.get::<_, Option<String>>(3) {
+            let mut literal = String::new();
+            crate::engine::connector::quoted_literal(&comment, &mut literal);
+            ddl.push_str(&format!("\nCOMMENT ON TABLE {name} IS {literal};"));
+        }
+        Ok(ddl)
     }
 
     async fn open_source(

@@ -403,6 +403,60 @@ impl Connector for Sqlite {
         .await
     }
 
+    /// The statement kept in `sqlite_schema`, with a table's indexes and triggers.
+    async fn table_ddl(
+        &self,
+        spec: &ConnectSpec,
+        at: crate::engine::connector::TableAt<'_>,
+        view: bool,
+    ) -> Result<String, ConnectError> {
+        super::connector::database_as_schema(self, spec, at.database, at.schema).await?;
+        let spec = spec.clone();
+        let database =
+            dialect::quote_ident(at.database).map_err(|e| ConnectError::Other(e.to_string()))?;
+        let (table, missing) = (
+            at.table.to_string(),
+            super::connector::no_such_relation(at, view),
+        );
+        blocking(move || {
+            use rusqlite::OptionalExtension;
+            let conn = open_existing(&spec)?;
+            let err = |e: rusqlite::Error| ConnectError::Other(e.to_string());
+            let kind = if view { "view" } else { "table" };
+            let ddl: Option<String> = conn
+                .query_row(
+                    &format!(
+                        "SELECT sql FROM {database}.sqlite_schema WHERE type = ?1 AND name = ?2"
+                    ),
+                    [kind, table.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(err)?;
+            let Some(mut ddl) = ddl else {
+                return Err(missing);
+            };
+            ddl.push(';');
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT sql FROM {database}.sqlite_schema
+                     WHERE tbl_name = ?1 AND type IN ('index', 'trigger') AND sql IS NOT NULL
+                     ORDER BY type, name"
+                ))
+                .map_err(err)?;
+            let more = stmt
+                .query_map([&table], |row| row.get::<_, String>(0))
+                .map_err(err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            for statement in more.iter().filter(|_| !view) {
+                ddl.push_str(&format!("\n{statement};"));
+            }
+            Ok(ddl)
+        })
+        .await
+    }
+
     async fn open_source(
         &self,
         spec: &ConnectSpec,
