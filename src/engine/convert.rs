@@ -11,11 +11,12 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::error::EngineError;
-use super::infer::{
-    parse_bool, parse_bytes, parse_date, parse_decimal, parse_float, parse_time, parse_timestamp,
-    parse_timestamptz, FieldType,
-};
+use super::infer::FieldType;
 use super::json::path::Step;
+use super::parse::{
+    parse_bool, parse_bytes, parse_date, parse_decimal, parse_float, parse_time, parse_timestamp,
+    parse_timestamptz,
+};
 
 /// The largest record read.
 pub const MAX_RECORD_BYTES: usize = 64 << 20;

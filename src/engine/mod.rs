@@ -13,6 +13,7 @@ pub mod file;
 pub mod infer;
 pub mod json;
 pub mod mysql;
+pub mod parse;
 pub mod partition;
 pub mod pipeline;
 pub mod postgres;

@@ -23,9 +23,10 @@ use crate::engine::batch::{Message, SourceContext, MAX_BATCH_BYTES};
 use crate::engine::convert::{
     field_value, file_error, read_records, Field, Input, Place, Raw, Record,
 };
-use crate::engine::infer::{
+use crate::engine::infer::FieldType;
+use crate::engine::parse::{
     parse_bool, parse_bytes, parse_date, parse_decimal, parse_float, parse_time, parse_timestamp,
-    parse_timestamptz, FieldType,
+    parse_timestamptz,
 };
 use crate::engine::types::{arrow_schema, Column};
 use crate::engine::values::plain_number;

@@ -206,6 +206,48 @@ pub async fn list_tables(
     })))
 }
 
+/// A table or view as the catalogs know it.
+struct Relation {
+    oid: u32,
+    /// `pg_class.relkind`: `r`, `p`, `v`, `m` or `f`.
+    kind: String,
+    comment: Option<String>,
+    /// `schema.name`, quoted as PostgreSQL prints them (only where they need it).
+    name: String,
+}
+
+/// The table or view at `at` (`None`: no such one), or `SchemaNotFound`.
+async fn locate(
+    client: &Client,
+    at: crate::engine::connector::TableAt<'_>,
+) -> Result<Option<Relation>, ConnectError> {
+    let row = client
+        .query_one(
+            "SELECT n.oid IS NOT NULL, c.oid, c.relkind::text,
+                    pg_catalog.obj_description(c.oid, 'pg_class'),
+                    pg_catalog.quote_ident($1) || '.' || pg_catalog.quote_ident($2)
+             FROM (SELECT 1) one
+             LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1
+             LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = $2
+               AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+            &[&at.schema, &at.table],
+        )
+        .await
+        .map_err(|e| ConnectError::Other(error_chain(&e)))?;
+    if !row.get::<_, bool>(0) {
+        return Err(ConnectError::SchemaNotFound(format!(
+            "no schema {:?} in database {:?}",
+            at.schema, at.database
+        )));
+    }
+    Ok(row.get::<_, Option<u32>>(1).map(|oid| Relation {
+        oid,
+        kind: row.get(2),
+        comment: row.get(3),
+        name: row.get(4),
+    }))
+}
+
 /// A connection to `database` on the server `spec` names.
 async fn connect_to(spec: &ConnectSpec, database: &str) -> Result<Client, ConnectError> {
     connect(&ConnectSpec {
@@ -456,40 +498,20 @@ impl Connector for Postgres {
     ) -> Result<u64, ConnectError> {
         let client = connect_to(spec, at.database).await?;
         let query_error = |e: tokio_postgres::Error| ConnectError::Other(error_chain(&e));
-        let found = client
-            .query_one(
-                "SELECT n.oid IS NOT NULL, c.oid IS NOT NULL
-                 FROM (SELECT 1) one
-                 LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1
-                 LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = $2
-                   AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
-                &[&at.schema, &at.table],
-            )
-            .await
-            .map_err(query_error)?;
-        match (found.get::<_, bool>(0), found.get::<_, bool>(1)) {
-            (false, _) => {
-                return Err(ConnectError::SchemaNotFound(format!(
-                    "no schema {:?} in database {:?}",
-                    at.schema, at.database
-                )))
-            }
-            (true, false) => {
-                return Err(ConnectError::TableNotFound(format!(
-                    "no table or view {:?} in schema {:?}",
-                    at.table, at.schema
-                )))
-            }
-            (true, true) => {}
+        let relation = locate(&client, at).await?;
+        if relation.is_none() {
+            return Err(ConnectError::TableNotFound(format!(
+                "no table or view {:?} in schema {:?}",
+                at.table, at.schema
+            )));
         }
         client
             .batch_execute(&format!("SET statement_timeout = {}", limit.as_millis()))
             .await
             .map_err(query_error)?;
         let sql = format!(
-            "SELECT count(*) FROM {}.{}",
-            dialect::quote_ident(at.schema),
-            dialect::quote_ident(at.table)
+            "SELECT count(*) FROM {}",
+            relation.map(|r| r.name).unwrap_or_default()
         );
         match client.query_one(&sql, &[]).await {
             Ok(row) => Ok(row.get::<_, i64>(0).max(0) as u64),
@@ -511,35 +533,19 @@ impl Connector for Postgres {
         use crate::engine::connector::no_such_relation;
         let client = connect_to(spec, at.database).await?;
         let query_error = |e: tokio_postgres::Error| ConnectError::Other(error_chain(&e));
-        let found = client
-            .query_one(
-                "SELECT n.oid IS NOT NULL, c.oid, c.relkind::text,
-                        pg_catalog.obj_description(c.oid, 'pg_class'),
-                        pg_catalog.quote_ident($1) || '.' || pg_catalog.quote_ident($2)
-                 FROM (SELECT 1) one
-                 LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1
-                 LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = $2
-                   AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
-                &[&at.schema, &at.table],
-            )
-            .await
-            .map_err(query_error)?;
-        if !found.get::<_, bool>(0) {
-            return Err(ConnectError::SchemaNotFound(format!(
-                "no schema {:?} in database {:?}",
-                at.schema, at.database
-            )));
-        }
-        let (oid, kind): (Option<u32>, Option<String>) = (found.get(1), found.get(2));
-        let (Some(oid), Some(kind)) = (oid, kind) else {
+        let Some(Relation {
+            oid,
+            kind,
+            comment,
+            name,
+        }) = locate(&client, at).await?
+        else {
             return Err(no_such_relation(at, view));
         };
         let is_view = kind == "v" || kind == "m";
         if is_view != view {
             return Err(no_such_relation(at, view));
         }
-        // Names quoted as PostgreSQL prints them (only where they need it).
-        let name: String = found.get(4);
         if is_view {
             let row = client
                 .query_one("SELECT pg_catalog.pg_get_viewdef($1::oid, true)", &[&oid])
@@ -620,7 +626,7 @@ impl Connector for Postgres {
         for index in &indexes {
             ddl.push_str(&format!("\n{};", index.get::<_, String>(0)));
         }
-        if let Some(comment) = found.get::<_, Option<String>>(3) {
+        if let Some(comment) = comment {
             let mut literal = String::new();
             crate::engine::connector::quoted_literal(&comment, &mut literal);
             ddl.push_str(&format!("\nCOMMENT ON TABLE {name} IS {literal};"));
